@@ -1,0 +1,69 @@
+// Package broker defines how gateway nodes exchange messages and topic
+// interest, and holds the in-process implementation used by the embedded
+// (single-process) deployment. External brokers (topic manager, Redis, NATS)
+// live in their own packages and must pass the conformance suite in
+// package brokertest.
+package broker
+
+import (
+	"context"
+	"errors"
+)
+
+// Message is one published message as it travels between nodes. A Message
+// handed to a Broker or to a Handler is immutable: neither side may change it
+// after the call, and both may keep references to it.
+type Message struct {
+	// Topic is one valid topic name.
+	Topic string
+	// ID is the publisher-assigned unique id (a snowflake id).
+	ID uint64
+	// Origin is the node id of the publishing gateway. Brokers never deliver
+	// a message back to its origin.
+	Origin string
+	// Data is the payload, a JSON value (the v1 "data" field).
+	Data []byte
+}
+
+// Handler receives messages published by other nodes. A broker calls it from
+// its own goroutines, in publish order for any one origin node and topic. It
+// must not block: the gateway hands the message to its non-blocking local
+// fan-out and returns.
+type Handler func(*Message)
+
+// Broker connects one gateway node to the others.
+//
+// Guarantees every implementation gives (checked by package brokertest):
+//   - Interest routing: a node receives only topics for which it reported a
+//     positive local count with SetInterest, and never its own publishes.
+//   - At-most-once delivery, in publish order per origin node and topic.
+//   - Count is the sum of the other nodes' last reported local counts; the
+//     counts of a node that closed or vanished disappear (for remote brokers,
+//     once the node's lease expires).
+//   - Methods are safe for concurrent use.
+type Broker interface {
+	// Start attaches the node, with a stable node id, and begins delivering
+	// remote messages to h. It is called once, before any other method.
+	Start(ctx context.Context, nodeID string, h Handler) error
+	// Publish sends m to every other node with interest in m.Topic. It may
+	// block until the message is handed to the transport; it fails fast with
+	// an error wrapping ErrUnavailable while the broker is unreachable.
+	Publish(ctx context.Context, m *Message) error
+	// SetInterest records this node's number of local subscribers of topic;
+	// 0 withdraws the node's interest. It never blocks on the network:
+	// implementations record the latest value and propagate it (batched)
+	// in the background, re-sending all of it after a reconnect. The gateway
+	// calls it in order for each topic.
+	SetInterest(topic string, localCount int64)
+	// Count returns the number of subscribers of topic on all other nodes.
+	Count(ctx context.Context, topic string) (int64, error)
+	// Close detaches the node and stops every goroutine the broker started.
+	Close() error
+}
+
+// Sentinel errors.
+var (
+	ErrClosed      = errors.New("broker: closed")
+	ErrNotStarted  = errors.New("broker: not started")
+	ErrUnavailable = errors.New("broker: unavailable")
+)

@@ -1,0 +1,82 @@
+// Command firetower runs the firetower push server. With no command, or with
+// "serve", it runs the all-in-one server: websocket gateway, embedded topic
+// manager and the demo pages, listening on 0.0.0.0:9999.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/firetower-go/firetower/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: firetower [command] [flags]
+
+commands:
+  serve     run the all-in-one server (the default)
+  version   print the version
+
+Run "firetower serve -h" for the flags; every flag can also be set in
+fireTower.toml or as FIRETOWER_<FLAG_NAME>.
+`
+
+func main() {
+	args := os.Args[1:]
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		os.Exit(serve(args))
+	case "version":
+		fmt.Println("firetower", buildVersion())
+	case "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "firetower: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+}
+
+func serve(args []string) int {
+	opts, err := server.ParseServe(args, os.Getenv, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "firetower:", err)
+		return 2
+	}
+	log := opts.NewLogger(os.Stderr)
+	for _, key := range opts.Ignored {
+		log.Warn("config key has no effect in serve mode", "key", key)
+	}
+	opts.Server.Gateway.Logger = log
+	srv, err := server.New(opts.Server)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := srv.ListenAndServe(ctx); err != nil {
+		log.Error("server stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}

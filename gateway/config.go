@@ -1,0 +1,211 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/firetower-go/firetower/broker"
+	"github.com/firetower-go/firetower/protocol"
+)
+
+// SlowConsumerPolicy says what happens when a connection's outbound queue is
+// full.
+type SlowConsumerPolicy string
+
+// Slow-consumer policies.
+const (
+	// SlowConsumerDrop drops the new frame and counts it; if the queue stays
+	// full for longer than Config.SlowConsumerGrace the connection is closed
+	// with code 4008. This is the default.
+	SlowConsumerDrop SlowConsumerPolicy = "drop"
+	// SlowConsumerDisconnect closes the connection with code 4008 at the
+	// first overflow.
+	SlowConsumerDisconnect SlowConsumerPolicy = "disconnect"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	// DefaultHeartbeatInterval is how often a connection gets the v1
+	// "heartbeat" text frame (v2: {"type":"ping"}) and a websocket ping, as
+	// in the original's example configuration.
+	DefaultHeartbeatInterval = 30 * time.Second
+	// DefaultPongTimeout is how long after a heartbeat a silent client is
+	// still considered alive: a connection from which no frame (a pong
+	// included) arrives for HeartbeatInterval+PongTimeout is closed.
+	DefaultPongTimeout = 10 * time.Second
+	// DefaultWriteTimeout bounds one write to a client; a client that does
+	// not read for this long is disconnected.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultHandshakeTimeout bounds the websocket upgrade.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultReadLimit is the largest client message accepted (close 1009
+	// above it).
+	DefaultReadLimit = 64 << 10
+	// DefaultMaxMessageSize is the largest payload Publish accepts.
+	DefaultMaxMessageSize = 1 << 20
+	// DefaultMaxSubscriptions bounds the topics one connection may hold.
+	DefaultMaxSubscriptions = 128
+	// DefaultInboundQueue is the original's chanLens: client frames waiting
+	// for the callbacks.
+	DefaultInboundQueue = 64
+	// DefaultReadTimeout is how long the reader waits on a full inbound
+	// queue before it gives the frame to the ReadTimeoutHandler (the
+	// original used 3 s).
+	DefaultReadTimeout = 3 * time.Second
+	// DefaultOutboundQueue bounds the frames waiting for one connection's
+	// writer.
+	DefaultOutboundQueue = 256
+	// DefaultOutboundQueueBytes bounds the bytes waiting for one connection's
+	// writer (a single frame larger than this is still accepted into an
+	// empty queue).
+	DefaultOutboundQueueBytes = 4 << 20
+	// DefaultSlowConsumerGrace is how long a queue may stay in overflow
+	// before the connection is closed under SlowConsumerDrop.
+	DefaultSlowConsumerGrace = 5 * time.Second
+	// DefaultPublishTimeout bounds a publish to the broker.
+	DefaultPublishTimeout = 5 * time.Second
+	// DefaultCloseGrace is how long the server waits for the client's close
+	// frame after sending its own before it drops the TCP connection.
+	DefaultCloseGrace = time.Second
+)
+
+// Config configures a Gateway. The zero value is valid and means the
+// documented defaults.
+type Config struct {
+	// NodeID names this node to the broker and to other nodes. It must stay
+	// the same across restarts behind NAT or load balancers. Default: the
+	// host name, the process id and a random suffix.
+	NodeID string
+	// ClusterID is the node number of the snowflake message-id generator,
+	// 0..1023. The original documented 1..1024; 1024 is accepted and means 0.
+	ClusterID int64
+	// Broker links this node to the others. Default: an in-process broker
+	// (a single-node deployment).
+	Broker broker.Broker
+	// Logger receives structured logs. Default: slog.Default().
+	Logger *slog.Logger
+
+	// AllowedOrigins lists the browser origins ("https://app.example.com")
+	// allowed to open a websocket with Gateway.Upgrade, besides the
+	// same-origin requests that are always allowed. "*" allows every origin;
+	// "https://*.example.com" allows its subdomains. Requests without an
+	// Origin header (non-browser clients) are accepted.
+	AllowedOrigins []string
+
+	HeartbeatInterval time.Duration
+	PongTimeout       time.Duration
+	WriteTimeout      time.Duration
+	HandshakeTimeout  time.Duration
+	CloseGrace        time.Duration
+	PublishTimeout    time.Duration
+
+	// ReadLimit is the largest client message in bytes (default 64 KiB).
+	ReadLimit int64
+	// MaxMessageSize is the largest payload Publish accepts (default 1 MiB).
+	MaxMessageSize int
+	// MaxTopicLength is the longest topic in bytes (default 255).
+	MaxTopicLength int
+	// MaxSubscriptions bounds topics per connection (default 128; -1 means
+	// no limit).
+	MaxSubscriptions int
+
+	// InboundQueue is the original's chanLens (default 64).
+	InboundQueue int
+	// ReadTimeout is the wait on a full inbound queue before the
+	// ReadTimeoutHandler fires (default 3 s).
+	ReadTimeout time.Duration
+
+	OutboundQueue      int
+	OutboundQueueBytes int
+	SlowConsumer       SlowConsumerPolicy
+	SlowConsumerGrace  time.Duration
+}
+
+// Validate reports the first nonsensical setting.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ClusterID < 0 || c.ClusterID > 1024 {
+		errs = append(errs, fmt.Errorf("ClusterID %d out of range 0..1024", c.ClusterID))
+	}
+	for name, d := range map[string]time.Duration{
+		"HeartbeatInterval": c.HeartbeatInterval, "PongTimeout": c.PongTimeout,
+		"WriteTimeout": c.WriteTimeout, "HandshakeTimeout": c.HandshakeTimeout,
+		"CloseGrace": c.CloseGrace, "PublishTimeout": c.PublishTimeout,
+		"ReadTimeout": c.ReadTimeout, "SlowConsumerGrace": c.SlowConsumerGrace,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", name))
+		}
+	}
+	for name, n := range map[string]int64{
+		"ReadLimit": c.ReadLimit, "MaxMessageSize": int64(c.MaxMessageSize),
+		"MaxTopicLength": int64(c.MaxTopicLength), "InboundQueue": int64(c.InboundQueue),
+		"OutboundQueue": int64(c.OutboundQueue), "OutboundQueueBytes": int64(c.OutboundQueueBytes),
+	} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", name))
+		}
+	}
+	if c.MaxSubscriptions < -1 {
+		errs = append(errs, fmt.Errorf("MaxSubscriptions must be -1 (no limit), 0 (default) or positive"))
+	}
+	switch c.SlowConsumer {
+	case "", SlowConsumerDrop, SlowConsumerDisconnect:
+	default:
+		errs = append(errs, fmt.Errorf("SlowConsumer %q is not %q or %q", c.SlowConsumer, SlowConsumerDrop, SlowConsumerDisconnect))
+	}
+	if c.HeartbeatInterval > 0 && c.HeartbeatInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("HeartbeatInterval %v is below 100ms", c.HeartbeatInterval))
+	}
+	for _, o := range c.AllowedOrigins {
+		if o != "*" && !strings.Contains(o, "://") {
+			errs = append(errs, fmt.Errorf("allowed origin %q must be \"*\" or scheme://host[:port]", o))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("gateway: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// withDefaults returns a copy of c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&c.PongTimeout, DefaultPongTimeout)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	def(&c.CloseGrace, DefaultCloseGrace)
+	def(&c.PublishTimeout, DefaultPublishTimeout)
+	def(&c.ReadTimeout, DefaultReadTimeout)
+	def(&c.SlowConsumerGrace, DefaultSlowConsumerGrace)
+	if c.ReadLimit == 0 {
+		c.ReadLimit = DefaultReadLimit
+	}
+	defInt(&c.MaxMessageSize, DefaultMaxMessageSize)
+	defInt(&c.MaxTopicLength, protocol.DefaultMaxTopicLength)
+	defInt(&c.MaxSubscriptions, DefaultMaxSubscriptions)
+	defInt(&c.InboundQueue, DefaultInboundQueue)
+	defInt(&c.OutboundQueue, DefaultOutboundQueue)
+	defInt(&c.OutboundQueueBytes, DefaultOutboundQueueBytes)
+	if c.SlowConsumer == "" {
+		c.SlowConsumer = SlowConsumerDrop
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.ClusterID %= 1024
+	return c
+}

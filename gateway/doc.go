@@ -1,0 +1,20 @@
+// Package gateway is the firetower library an application embeds to serve
+// websocket clients: one Gateway per node owns the topic hub, the broker link
+// to the other nodes, the logger and the counters; one FireTower per
+// connection runs the firetower callback API (read, read-timeout,
+// before-subscribe, subscribe, unsubscribe, connect, offline).
+//
+// The package keeps the original firetower API so its README example
+// compiles with only the import path changed: ClusterId, BuildTower,
+// NewFireInfo, FireInfo, FireLife, TopicMessage and the FireTower methods.
+// BuildTower uses a default Gateway; applications that need configuration
+// build their own with New and call Gateway.BuildTower, or install it with
+// SetDefault.
+//
+// Concurrency: exactly one goroutine (the connection's writer) writes to a
+// websocket; everything else, including ToSelf and the fan-out, only appends
+// immutable frames to the connection's bounded queue. Callbacks run on the
+// goroutine that called Run, except the read-timeout callback, which runs on
+// the connection's reader. A panic in any callback is recovered, logged with
+// its stack, counted, and closes only that connection (close code 1011).
+package gateway

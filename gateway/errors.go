@@ -1,0 +1,17 @@
+package gateway
+
+import "errors"
+
+// Sentinel errors returned by the gateway. Errors from lower layers are
+// wrapped with %w.
+var (
+	ErrClosed           = errors.New("gateway: connection is closed")
+	ErrGatewayClosed    = errors.New("gateway: gateway is closed")
+	ErrDraining         = errors.New("gateway: gateway is draining")
+	ErrInvalidData      = errors.New("gateway: data is not a single JSON value")
+	ErrMessageTooLarge  = errors.New("gateway: message is larger than the limit")
+	ErrTooManyTopics    = errors.New("gateway: subscription limit reached")
+	ErrQueueFull        = errors.New("gateway: outbound queue is full")
+	ErrNilConn          = errors.New("gateway: websocket connection is nil")
+	ErrOriginNotAllowed = errors.New("gateway: origin not allowed")
+)

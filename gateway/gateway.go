@@ -1,0 +1,289 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/firetower-go/firetower/broker"
+	"github.com/firetower-go/firetower/internal/hub"
+	"github.com/firetower-go/firetower/protocol"
+)
+
+// Gateway is one firetower node: it owns the local topic hub, the broker link
+// to the other nodes, the logger and the counters. Build it with New, serve
+// connections with Upgrade and BuildTower, and stop it with Shutdown or Close.
+//
+// Lock order: FireTower.subMu -> hub shard lock -> FireTower.outMu and the
+// broker's own locks (leaves); Gateway.mu is never held while calling out.
+type Gateway struct {
+	cfg    Config
+	log    *slog.Logger
+	hub    *hub.Hub
+	broker broker.Broker
+	ids    *idGenerator
+	stats  counters
+
+	mu       sync.Mutex
+	towers   map[*FireTower]struct{}
+	draining bool
+	closed   bool
+	wg       sync.WaitGroup // one per running tower
+}
+
+// New validates cfg, starts the broker and returns a ready gateway.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if cfg.NodeID == "" {
+		cfg.NodeID = defaultNodeID()
+	}
+	if cfg.Broker == nil {
+		cfg.Broker = broker.NewMemory()
+	}
+	g := &Gateway{
+		cfg:    cfg,
+		log:    cfg.Logger.With("node", cfg.NodeID),
+		broker: cfg.Broker,
+		ids:    newIDGenerator(cfg.ClusterID),
+		towers: make(map[*FireTower]struct{}),
+	}
+	g.hub = hub.New(g.broker.SetInterest)
+	if err := g.broker.Start(context.Background(), cfg.NodeID, g.handleRemote); err != nil {
+		return nil, fmt.Errorf("gateway: start broker: %w", err)
+	}
+	return g, nil
+}
+
+func defaultNodeID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// NodeID returns the node id given to the broker.
+func (g *Gateway) NodeID() string { return g.cfg.NodeID }
+
+// Config returns the effective configuration, defaults applied.
+func (g *Gateway) Config() Config { return g.cfg }
+
+// Stats returns a snapshot of the gateway's counters.
+func (g *Gateway) Stats() Stats {
+	s := g.stats.snapshot()
+	s.Topics = int64(g.hub.TopicCount())
+	return s
+}
+
+// handleRemote receives messages from other nodes through the broker.
+func (g *Gateway) handleRemote(m *broker.Message) {
+	defer g.recoverPanic("broker handler", nil)
+	g.stats.remoteIn.Add(1)
+	g.hub.Publish(m)
+}
+
+// Publish sends data (one JSON value) to every subscriber of topic in the
+// cluster: local subscribers directly, other nodes through the broker. It
+// returns the broker's error, if any, after local delivery.
+func (g *Gateway) Publish(ctx context.Context, topic string, data []byte) error {
+	_, err := g.publish(ctx, topic, data)
+	return err
+}
+
+func (g *Gateway) publish(ctx context.Context, topic string, data []byte) (*broker.Message, error) {
+	if err := protocol.ValidateTopic(topic, g.cfg.MaxTopicLength); err != nil {
+		return nil, err
+	}
+	if len(data) > g.cfg.MaxMessageSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), g.cfg.MaxMessageSize)
+	}
+	if !json.Valid(data) {
+		return nil, ErrInvalidData
+	}
+	if g.isClosed() {
+		return nil, ErrGatewayClosed
+	}
+	// The copy makes the message immutable whatever the caller does with
+	// its slice later; brokers may hold it after Publish returns.
+	m := &broker.Message{Topic: topic, ID: g.ids.next(), Origin: g.cfg.NodeID, Data: bytes.Clone(data)}
+	g.stats.published.Add(1)
+	g.hub.Publish(m)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
+	defer cancel()
+	if err := g.broker.Publish(ctx, m); err != nil {
+		g.stats.publishErrors.Add(1)
+		return m, fmt.Errorf("gateway: publish to other nodes: %w", err)
+	}
+	return m, nil
+}
+
+// ConnectNum returns the number of subscribers of topic in the whole
+// cluster. If the broker cannot be asked, it logs the error and returns the
+// local count.
+func (g *Gateway) ConnectNum(ctx context.Context, topic string) int64 {
+	local := g.hub.Count(topic)
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
+	defer cancel()
+	remote, err := g.broker.Count(ctx, topic)
+	if err != nil {
+		g.log.Warn("cluster subscriber count failed; using the local count", "topic", topic, "err", err)
+		return local
+	}
+	return local + remote
+}
+
+// LocalConnectNum returns the number of subscribers of topic on this node.
+func (g *Gateway) LocalConnectNum(topic string) int64 { return g.hub.Count(topic) }
+
+// CloseTopic removes every local subscriber from topic. Each affected
+// connection's OnSystemRemove and UnSubscribeHandler callbacks fire. It
+// returns how many connections were removed.
+func (g *Gateway) CloseTopic(topic string) int {
+	n := 0
+	for _, s := range g.hub.Subscribers(topic) {
+		if t, ok := s.(*FireTower); ok && t.systemRemove(topic) {
+			n++
+		}
+	}
+	return n
+}
+
+func (g *Gateway) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
+
+// register adds a running tower; it fails once the gateway drains or closes.
+func (g *Gateway) register(t *FireTower) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.closed:
+		return ErrGatewayClosed
+	case g.draining:
+		return ErrDraining
+	}
+	g.towers[t] = struct{}{}
+	g.wg.Add(1)
+	g.stats.connections.Add(1)
+	g.stats.connectsTotal.Add(1)
+	return nil
+}
+
+func (g *Gateway) unregister(t *FireTower) {
+	g.mu.Lock()
+	delete(g.towers, t)
+	g.mu.Unlock()
+	g.stats.connections.Add(-1)
+	g.stats.disconnectsTotal.Add(1)
+	g.wg.Done()
+}
+
+// Shutdown drains the gateway: Upgrade refuses new connections with 503,
+// open connections are closed with 1001 (going away) spread evenly over
+// drain, so that clients do not all reconnect in the same instant; then it
+// waits for every connection to finish and closes the broker. It returns
+// ctx's error if ctx ends first (connections still open are then closed at
+// once).
+func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.draining = true
+	towers := make([]*FireTower, 0, len(g.towers))
+	for t := range g.towers {
+		towers = append(towers, t)
+	}
+	g.mu.Unlock()
+
+	var err error
+	step := time.Duration(0)
+	if len(towers) > 1 {
+		step = drain / time.Duration(len(towers))
+	}
+	for i, t := range towers {
+		if i > 0 && step > 0 {
+			select {
+			case <-time.After(step):
+			case <-ctx.Done():
+				err = ctx.Err()
+				step = 0
+			}
+		}
+		t.closeWith(protocol.CloseGoingAway, "server shutting down", true)
+	}
+
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+		g.mu.Lock()
+		for t := range g.towers {
+			t.abort()
+		}
+		g.mu.Unlock()
+		<-done
+	}
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	if berr := g.broker.Close(); berr != nil && err == nil {
+		err = fmt.Errorf("gateway: close broker: %w", berr)
+	}
+	return err
+}
+
+// Close closes every connection at once and the broker.
+func (g *Gateway) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.WriteTimeout+g.cfg.CloseGrace)
+	defer cancel()
+	err := g.Shutdown(ctx, 0)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil // Shutdown aborted the stragglers; nothing is left running
+	}
+	return err
+}
+
+// recoverPanic is deferred by every goroutine and callback site. It logs the
+// panic with its stack, counts it, and closes t (if any) with 1011.
+func (g *Gateway) recoverPanic(where string, t *FireTower) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	g.stats.panics.Add(1)
+	attrs := []any{"where", where, "panic", fmt.Sprint(r), "stack", string(debug.Stack())}
+	if t != nil {
+		attrs = append(attrs, "client", t.ClientId)
+		t.closeWith(protocol.CloseInternal, "internal error", true)
+	}
+	g.log.Error("recovered panic", attrs...)
+}
+
+// NewID returns a new cluster-unique id from the gateway's snowflake
+// generator (suitable for client ids, as in the original example).
+func (g *Gateway) NewID() uint64 { return g.ids.next() }

@@ -1,0 +1,441 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/firetower-go/firetower/protocol"
+	"github.com/gorilla/websocket"
+)
+
+// FireTower is one client connection ("beacon tower"). Build it with
+// BuildTower or Gateway.BuildTower, set its handlers, then call Run, which
+// blocks until the connection ends. Handlers must be set before Run.
+//
+// Only the tower's writer goroutine writes to the websocket; Publish, ToSelf
+// and the fan-out append immutable frames to its bounded queue. Run calls
+// the handlers on its own goroutine, except ReadTimeoutHandler (reader
+// goroutine).
+type FireTower struct {
+	// ClientId identifies the connection to the application; several
+	// connections may share one (nothing is overwritten).
+	ClientId string //nolint:revive // original name
+	// UserId is for the application to fill, typically after authentication.
+	UserId string //nolint:revive // original name
+	// Cookie is free storage for the application.
+	Cookie []byte
+
+	gw         *Gateway
+	ws         *websocket.Conn
+	conn       net.Conn
+	version    protocol.Version
+	startTime  time.Time
+	remoteAddr string
+
+	onConnectHandler       func() bool
+	onOfflineHandler       func()
+	readHandler            func(*FireInfo) bool
+	readTimeoutHandler     func(*FireInfo)
+	beforeSubscribeHandler func(*FireLife, []string) bool
+	subscribeHandler       func(*FireLife, []string) bool
+	unSubscribeHandler     func(*FireLife, []string) bool
+	onSystemRemove         func(string)
+
+	in chan *FireInfo // reader -> Run, the original's readIn
+
+	subMu     sync.Mutex // serialises subscription changes; see the lock order on Gateway
+	topics    map[string]struct{}
+	subClosed bool
+
+	out outbound
+	// closing is closed by the first closeWith; readerDone and writerDone
+	// when those goroutines have exited.
+	closing    chan struct{}
+	readerDone chan struct{}
+	writerDone chan struct{}
+	ran        bool
+}
+
+// BuildTower wraps an upgraded websocket connection in a FireTower of g. The
+// connection speaks v2 if the upgrade negotiated the "firetower.v2"
+// subprotocol, v1 otherwise. It returns nil if ws is nil.
+func (g *Gateway) BuildTower(ws *websocket.Conn, clientID string) *FireTower {
+	if ws == nil {
+		g.log.Error("BuildTower: nil websocket connection")
+		return nil
+	}
+	t := &FireTower{
+		ClientId:   clientID,
+		gw:         g,
+		ws:         ws,
+		conn:       ws.NetConn(),
+		version:    protocol.V1,
+		startTime:  time.Now(),
+		remoteAddr: ws.RemoteAddr().String(),
+		in:         make(chan *FireInfo, g.cfg.InboundQueue),
+		topics:     make(map[string]struct{}),
+		closing:    make(chan struct{}),
+		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	if ws.Subprotocol() == protocol.SubprotocolV2 {
+		t.version = protocol.V2
+	}
+	t.out.init(t)
+	ws.SetReadLimit(g.cfg.ReadLimit)
+	return t
+}
+
+// Version returns the connection's protocol version.
+func (t *FireTower) Version() protocol.Version { return t.version }
+
+// Gateway returns the gateway the tower belongs to.
+func (t *FireTower) Gateway() *Gateway { return t.gw }
+
+// SetOnConnectHandler sets the callback Run calls first; returning false
+// closes the connection.
+func (t *FireTower) SetOnConnectHandler(fn func() bool) { t.onConnectHandler = fn }
+
+// SetOnOfflineHandler sets the callback called once when the connection has
+// ended, after its topics were unsubscribed.
+func (t *FireTower) SetOnOfflineHandler(fn func()) { t.onOfflineHandler = fn }
+
+// SetReadHandler sets the callback for client frames other than subscribe
+// and unSubscribe (normally "publish"); it usually calls Publish. Returning
+// false closes the connection.
+func (t *FireTower) SetReadHandler(fn func(*FireInfo) bool) { t.readHandler = fn }
+
+// SetReadTimeoutHandler sets the callback for a client frame that waited
+// longer than Config.ReadTimeout for room in the inbound queue (the client
+// produces faster than the handlers consume). The frame is then dropped.
+func (t *FireTower) SetReadTimeoutHandler(fn func(*FireInfo)) { t.readTimeoutHandler = fn }
+
+// SetBeforeSubscribeHandler sets the callback asked before the client
+// subscribes to topics; returning false refuses the whole subscription.
+func (t *FireTower) SetBeforeSubscribeHandler(fn func(context *FireLife, topic []string) bool) {
+	t.beforeSubscribeHandler = fn
+}
+
+// SetSubscribeHandler sets the callback called after a client subscription,
+// with the topics that were newly added. Its result is ignored.
+func (t *FireTower) SetSubscribeHandler(fn func(context *FireLife, topic []string) bool) {
+	t.subscribeHandler = fn
+}
+
+// SetUnSubscribeHandler sets the callback called after topics were removed:
+// on a client unSubscribe, and once with every remaining topic when the
+// connection ends. Its result is ignored.
+func (t *FireTower) SetUnSubscribeHandler(fn func(context *FireLife, topic []string) bool) {
+	t.unSubscribeHandler = fn
+}
+
+// SetOnSystemRemove sets the callback called when the system, not the
+// client, removes the connection from a topic (Gateway.CloseTopic).
+func (t *FireTower) SetOnSystemRemove(fn func(topic string)) { t.onSystemRemove = fn }
+
+func (t *FireTower) newLife() *FireLife {
+	return &FireLife{clientID: t.ClientId, userID: t.UserId, remoteAddr: t.remoteAddr, startTime: t.startTime}
+}
+
+// Run serves the connection until it ends: it calls the OnConnect handler,
+// dispatches client frames to the handlers, and on the way out unsubscribes
+// every topic (UnSubscribeHandler fires once with them) and calls the
+// OnOffline handler. Run may be called once.
+func (t *FireTower) Run() {
+	if t == nil {
+		return
+	}
+	if t.ran {
+		panic("firetower: Run called twice on one tower")
+	}
+	t.ran = true
+	if err := t.gw.register(t); err != nil {
+		t.gw.log.Info("connection refused", "client", t.ClientId, "err", err)
+		_ = t.conn.SetWriteDeadline(time.Now().Add(t.gw.cfg.WriteTimeout))
+		_, _ = t.conn.Write(protocol.CloseFrame(protocol.CloseGoingAway, "server shutting down"))
+		_ = t.conn.Close()
+		return
+	}
+	defer t.gw.unregister(t)
+
+	go t.writeLoop()
+	go t.readLoop()
+
+	if t.onConnectHandler != nil {
+		if !t.call("OnConnectHandler", func() bool { return t.onConnectHandler() }) {
+			t.closeWith(protocol.CloseRejected, "connection refused", true)
+		}
+	}
+	for fire := range t.in {
+		if t.isClosing() {
+			continue // drain what the reader had queued; it stops soon
+		}
+		t.dispatch(fire)
+	}
+	t.finish()
+	<-t.writerDone
+}
+
+// finish removes every subscription and runs the end-of-connection handlers.
+func (t *FireTower) finish() {
+	t.subMu.Lock()
+	t.subClosed = true
+	topics := make([]string, 0, len(t.topics))
+	for topic := range t.topics {
+		topics = append(topics, topic)
+		t.gw.hub.Unsubscribe(topic, t)
+	}
+	clear(t.topics)
+	t.subMu.Unlock()
+	if len(topics) > 0 && t.unSubscribeHandler != nil {
+		life := t.newLife()
+		t.call("UnSubscribeHandler", func() bool { return t.unSubscribeHandler(life, topics) })
+	}
+	if t.onOfflineHandler != nil {
+		t.call("OnOfflineHandler", func() bool { t.onOfflineHandler(); return true })
+	}
+}
+
+// call runs a user callback, recovering a panic (which closes this
+// connection with 1011) and reporting false in that case.
+func (t *FireTower) call(name string, fn func() bool) (ok bool) {
+	defer t.gw.recoverPanic(name, t)
+	return fn()
+}
+
+// dispatch handles one client frame on Run's goroutine.
+func (t *FireTower) dispatch(fire *FireInfo) {
+	frame := protocol.ClientFrame{ID: fire.reqID, Type: fire.Message.Type, Topic: fire.Message.Topic}
+	switch frame.Kind(t.version) {
+	case protocol.KindPong:
+		return
+	case protocol.KindSubscribe, protocol.KindUnsubscribe:
+		t.dispatchSubscription(fire, frame.Kind(t.version))
+		return
+	}
+	if t.readHandler == nil {
+		t.replyError(fire, protocol.CodeForbidden, "this server does not accept client messages")
+		return
+	}
+	if !t.call("ReadHandler", func() bool { return t.readHandler(fire) }) {
+		t.closeWith(protocol.CloseRejected, "message refused", true)
+		return
+	}
+	if fire.pubErr != nil {
+		t.replyError(fire, codeOf(fire.pubErr), fire.pubErr.Error())
+		return
+	}
+	t.replyAck(fire)
+}
+
+func (t *FireTower) dispatchSubscription(fire *FireInfo, kind protocol.Kind) {
+	topics := fire.topics
+	if kind == protocol.KindUnsubscribe {
+		removed := t.Unsubscribe(topics...)
+		if len(removed) > 0 && t.unSubscribeHandler != nil {
+			t.call("UnSubscribeHandler", func() bool { return t.unSubscribeHandler(fire.Context, removed) })
+		}
+		t.replyAck(fire)
+		return
+	}
+	if t.beforeSubscribeHandler != nil &&
+		!t.call("BeforeSubscribeHandler", func() bool { return t.beforeSubscribeHandler(fire.Context, topics) }) {
+		t.gw.stats.protocolErrors.Add(1)
+		t.replyError(fire, protocol.CodeForbidden, "subscription refused")
+		return
+	}
+	added, err := t.Subscribe(topics...)
+	if err != nil {
+		t.gw.stats.protocolErrors.Add(1)
+		t.replyError(fire, codeOf(err), err.Error())
+		return
+	}
+	if len(added) > 0 && t.subscribeHandler != nil {
+		t.call("SubscribeHandler", func() bool { return t.subscribeHandler(fire.Context, added) })
+	}
+	t.replyAck(fire)
+}
+
+// Subscribe adds the connection to topics (already validated names; use
+// this for server-side subscriptions) and returns those that were new. It
+// calls no handler. It fails without change if the subscription limit would
+// be passed or a topic is invalid.
+func (t *FireTower) Subscribe(topics ...string) ([]string, error) {
+	for _, topic := range topics {
+		if err := protocol.ValidateTopic(topic, t.gw.cfg.MaxTopicLength); err != nil {
+			return nil, err
+		}
+	}
+	t.subMu.Lock()
+	defer t.subMu.Unlock()
+	if t.subClosed {
+		return nil, ErrClosed
+	}
+	var added []string
+	for _, topic := range topics {
+		if _, ok := t.topics[topic]; !ok && !contains(added, topic) {
+			added = append(added, topic)
+		}
+	}
+	if max := t.gw.cfg.MaxSubscriptions; max > 0 && len(t.topics)+len(added) > max {
+		return nil, fmt.Errorf("%w: %d topics held, %d more asked, limit %d", ErrTooManyTopics, len(t.topics), len(added), max)
+	}
+	for _, topic := range added {
+		t.topics[topic] = struct{}{}
+		t.gw.hub.Subscribe(topic, t)
+	}
+	return added, nil
+}
+
+// Unsubscribe removes the connection from topics and returns those it held.
+// It calls no handler.
+func (t *FireTower) Unsubscribe(topics ...string) []string {
+	t.subMu.Lock()
+	defer t.subMu.Unlock()
+	var removed []string
+	for _, topic := range topics {
+		if _, ok := t.topics[topic]; ok {
+			delete(t.topics, topic)
+			t.gw.hub.Unsubscribe(topic, t)
+			removed = append(removed, topic)
+		}
+	}
+	return removed
+}
+
+// Topics returns the topics the connection holds.
+func (t *FireTower) Topics() []string {
+	t.subMu.Lock()
+	defer t.subMu.Unlock()
+	out := make([]string, 0, len(t.topics))
+	for topic := range t.topics {
+		out = append(out, topic)
+	}
+	return out
+}
+
+// systemRemove is CloseTopic's removal of this connection from topic.
+func (t *FireTower) systemRemove(topic string) bool {
+	if len(t.Unsubscribe(topic)) == 0 {
+		return false
+	}
+	if t.onSystemRemove != nil {
+		t.call("OnSystemRemove", func() bool { t.onSystemRemove(topic); return true })
+	}
+	if t.unSubscribeHandler != nil {
+		life := t.newLife()
+		t.call("UnSubscribeHandler", func() bool { return t.unSubscribeHandler(life, []string{topic}) })
+	}
+	return true
+}
+
+// Publish sends fire.Message.Data (one JSON value) to every subscriber of
+// fire.Message.Topic (one topic) in the cluster, this connection included if
+// it is subscribed.
+func (t *FireTower) Publish(fire *FireInfo) error {
+	if fire == nil || fire.Message == nil {
+		return fmt.Errorf("%w: nil message", ErrInvalidData)
+	}
+	_, err := t.gw.publish(context.Background(), fire.Message.Topic, fire.Message.Data)
+	if err != nil {
+		t.gw.log.Debug("publish failed", "client", t.ClientId, "topic", fire.Message.Topic, "err", err)
+		fire.pubErr = err
+	}
+	return err
+}
+
+// ToSelf sends b to this connection only. v1 clients receive b as it is;
+// v2 clients receive {"type":"direct","data":b}, so b must then be JSON.
+func (t *FireTower) ToSelf(b []byte) error {
+	var frame []byte
+	if t.version == protocol.V2 {
+		if !json.Valid(b) {
+			return ErrInvalidData
+		}
+		frame = protocol.TextFrame(protocol.AppendDirectV2(nil, b))
+	} else {
+		frame = protocol.TextFrame(b)
+	}
+	return t.out.push(frame, false)
+}
+
+// GetConnectNum returns the number of subscribers of topic in the cluster.
+func (t *FireTower) GetConnectNum(topic string) int64 {
+	return t.gw.ConnectNum(context.Background(), topic)
+}
+
+// CheckTopicExist reports whether topic has a subscriber anywhere in the
+// cluster.
+func (t *FireTower) CheckTopicExist(topic string) bool {
+	return t.GetConnectNum(topic) > 0
+}
+
+// Close closes the connection normally (1000). Run then returns after the
+// end-of-connection handlers ran. It is safe to call more than once and from
+// any goroutine.
+func (t *FireTower) Close() {
+	t.closeWith(protocol.CloseNormal, "", true)
+}
+
+// CloseWithCode closes the connection with a websocket close code and reason.
+func (t *FireTower) CloseWithCode(code int, reason string) {
+	t.closeWith(code, reason, true)
+}
+
+func (t *FireTower) isClosing() bool {
+	select {
+	case <-t.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (t *FireTower) replyAck(fire *FireInfo) {
+	if t.version != protocol.V2 || fire.reqID == nil {
+		return
+	}
+	_ = t.out.push(protocol.TextFrame(protocol.AppendAckV2(nil, fire.reqID)), true)
+}
+
+// replyError answers a v2 client with an error frame; v1 clients get no
+// reply, as with the original.
+func (t *FireTower) replyError(fire *FireInfo, code int, msg string) {
+	if t.version != protocol.V2 {
+		return
+	}
+	_ = t.out.push(protocol.TextFrame(protocol.AppendErrorV2(nil, fire.reqID, code, msg)), true)
+}
+
+// codeOf maps an error to a v2 error code.
+func codeOf(err error) int {
+	switch {
+	case errors.Is(err, protocol.ErrTopicEmpty), errors.Is(err, protocol.ErrTopicTooLong),
+		errors.Is(err, protocol.ErrTopicInvalid), errors.Is(err, protocol.ErrNoTopics):
+		return protocol.CodeInvalidTopic
+	case errors.Is(err, protocol.ErrTooManyTopics), errors.Is(err, ErrTooManyTopics):
+		return protocol.CodeLimitExceeded
+	case errors.Is(err, ErrMessageTooLarge):
+		return protocol.CodeTooLarge
+	case errors.Is(err, ErrInvalidData), errors.Is(err, protocol.ErrMalformed),
+		errors.Is(err, protocol.ErrMissingType), errors.Is(err, protocol.ErrInvalidData):
+		return protocol.CodeBadRequest
+	case errors.Is(err, ErrGatewayClosed), errors.Is(err, ErrDraining):
+		return protocol.CodeUnavailable
+	}
+	return protocol.CodeInternal
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,8 @@
+module github.com/firetower-go/firetower
+
+go 1.26.8
+
+require (
+	github.com/gorilla/websocket v1.5.3
+	github.com/pelletier/go-toml/v2 v2.4.3
+)

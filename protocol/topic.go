@@ -1,0 +1,123 @@
+package protocol
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// DefaultMaxTopicLength is the longest topic name accepted when no other limit
+// is configured, in bytes.
+const DefaultMaxTopicLength = 255
+
+// MaxTopicsPerFrame bounds how many topics one subscribe or unsubscribe frame
+// may name, so a single frame cannot make the server do unbounded work.
+const MaxTopicsPerFrame = 1024
+
+// ValidateTopic reports whether topic is an acceptable topic name: 1 to maxLen
+// bytes (DefaultMaxTopicLength when maxLen <= 0) of valid UTF-8 with no control
+// characters and no comma (the v1 list separator). Spaces inside a name are
+// allowed; callers trim the ends before validating.
+func ValidateTopic(topic string, maxLen int) error {
+	if maxLen <= 0 {
+		maxLen = DefaultMaxTopicLength
+	}
+	if topic == "" {
+		return ErrTopicEmpty
+	}
+	if len(topic) > maxLen {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTopicTooLong, len(topic), maxLen)
+	}
+	for i := 0; i < len(topic); {
+		c := topic[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f || c == ',' {
+				return fmt.Errorf("%w: byte 0x%02x at %d", ErrTopicInvalid, c, i)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(topic[i:])
+		if r == utf8.RuneError && size == 1 {
+			return fmt.Errorf("%w: invalid UTF-8 at %d", ErrTopicInvalid, i)
+		}
+		if r >= 0x80 && r <= 0x9f { // C1 control characters
+			return fmt.Errorf("%w: U+%04X at %d", ErrTopicInvalid, r, i)
+		}
+		i += size
+	}
+	return nil
+}
+
+// ParseTopicList splits a v1 comma-separated topic list ("a, b,,c"), trims
+// the space around each entry, ignores empty entries, drops duplicates while
+// keeping the first-seen order, and validates every topic. It fails with
+// ErrNoTopics when nothing is left.
+func ParseTopicList(list string, maxLen int) ([]string, error) {
+	if strings.IndexByte(list, ',') < 0 {
+		t := strings.TrimSpace(list)
+		if t == "" {
+			return nil, ErrNoTopics
+		}
+		if err := ValidateTopic(t, maxLen); err != nil {
+			return nil, err
+		}
+		return []string{t}, nil
+	}
+	var out []string
+	for part := range strings.SplitSeq(list, ",") {
+		if len(out) >= MaxTopicsPerFrame {
+			return nil, ErrTooManyTopics
+		}
+		t := strings.TrimSpace(part)
+		if t == "" {
+			continue
+		}
+		if err := ValidateTopic(t, maxLen); err != nil {
+			return nil, err
+		}
+		if !contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrNoTopics
+	}
+	return out, nil
+}
+
+// CleanTopics trims, validates and de-duplicates a topic slice (the v2 form
+// of a topic list), ignoring empty entries.
+func CleanTopics(topics []string, maxLen int) ([]string, error) {
+	if len(topics) > MaxTopicsPerFrame {
+		return nil, ErrTooManyTopics
+	}
+	out := make([]string, 0, len(topics))
+	for _, t := range topics {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		if err := ValidateTopic(t, maxLen); err != nil {
+			return nil, err
+		}
+		if !contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrNoTopics
+	}
+	return out, nil
+}
+
+// contains is a linear scan: topic lists in one frame are short, and a map
+// would cost more than it saves.
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,92 @@
+package protocol
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
+
+// Websocket opcodes (RFC 6455 section 5.2).
+const (
+	OpText   = 0x1
+	OpBinary = 0x2
+	OpClose  = 0x8
+	OpPing   = 0x9
+	OpPong   = 0xa
+)
+
+// Websocket close codes used by firetower. 1000-1011 are RFC 6455 codes;
+// 4000-4499 mean "the client may reconnect", 4500-4999 "do not reconnect".
+// docs/protocol.md lists when each is sent.
+const (
+	CloseNormal         = 1000
+	CloseGoingAway      = 1001 // server shutdown or drain: reconnect elsewhere
+	CloseProtocolError  = 1002
+	CloseUnsupported    = 1003
+	CloseInvalidPayload = 1007 // invalid UTF-8 in a text frame
+	ClosePolicy         = 1008
+	CloseTooBig         = 1009 // message over the read limit
+	CloseInternal       = 1011 // a recovered panic or an internal failure
+	CloseSlowConsumer   = 4008 // the outbound queue overflowed for too long
+	CloseNoPong         = 4009 // no frame from the client within the liveness window
+	CloseRejected       = 4503 // the application's OnConnect or Read handler refused the client
+)
+
+// AppendFrame appends one unmasked, final server-to-client websocket frame
+// with the given opcode and payload to dst and returns the extended slice.
+func AppendFrame(dst []byte, opcode byte, payload []byte) []byte {
+	dst = AppendFrameHeader(dst, opcode, len(payload))
+	return append(dst, payload...)
+}
+
+// AppendFrameHeader appends the header of an unmasked, final server frame
+// whose payload is n bytes long.
+func AppendFrameHeader(dst []byte, opcode byte, n int) []byte {
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case n <= 125:
+		dst = append(dst, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 126, 0, 0)
+		binary.BigEndian.PutUint16(dst[len(dst)-2:], uint16(n))
+	default:
+		dst = append(dst, 127, 0, 0, 0, 0, 0, 0, 0, 0)
+		binary.BigEndian.PutUint64(dst[len(dst)-8:], uint64(n))
+	}
+	return dst
+}
+
+// FrameHeaderLen is the length of the header AppendFrameHeader writes for a
+// payload of n bytes.
+func FrameHeaderLen(n int) int {
+	switch {
+	case n <= 125:
+		return 2
+	case n <= 0xffff:
+		return 4
+	default:
+		return 10
+	}
+}
+
+// TextFrame returns a complete text frame holding payload, in a new slice
+// sized exactly for it.
+func TextFrame(payload []byte) []byte {
+	return AppendFrame(make([]byte, 0, FrameHeaderLen(len(payload))+len(payload)), OpText, payload)
+}
+
+// CloseFrame returns a complete close frame with the code and reason. The
+// reason is cut to fit the 125-byte control frame limit without splitting a
+// UTF-8 sequence.
+func CloseFrame(code int, reason string) []byte {
+	const maxReason = 123
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+		for !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	p := make([]byte, 2, 2+len(reason))
+	binary.BigEndian.PutUint16(p, uint16(code))
+	p = append(p, reason...)
+	return AppendFrame(make([]byte, 0, 2+len(p)), OpClose, p)
+}

@@ -1,0 +1,221 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/firetower-go/firetower/gateway"
+	"github.com/pelletier/go-toml/v2"
+)
+
+// DefaultConfigFile is read when it exists and no other file is named, as
+// the original read ./fireTower.toml.
+const DefaultConfigFile = "fireTower.toml"
+
+// EnvPrefix prefixes the environment variable of every flag:
+// --announce-counts is FIRETOWER_ANNOUNCE_COUNTS.
+const EnvPrefix = "FIRETOWER_"
+
+// legacyKeys are keys of the original fireTower.toml that no longer apply
+// to `serve`; they are accepted and ignored with a log line.
+var legacyKeys = map[string]bool{"topicServiceAddr": true, "bucket": true, "grpcAddr": true}
+
+// Options are the settings of `firetower serve` gathered from defaults, the
+// config file, the environment and the command line, in that order of
+// increasing precedence.
+type Options struct {
+	Server    Config
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+	// Ignored lists config-file keys that were accepted but have no effect.
+	Ignored []string
+}
+
+// ParseServe parses the arguments of `firetower serve`. getenv is
+// os.Getenv outside tests.
+func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (*Options, error) {
+	o := &Options{LogFormat: "text"}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	gw := &o.Server.Gateway
+	var origins, configPath string
+	announce := true
+	fs.StringVar(&configPath, "config", "", "config file (TOML); default ./"+DefaultConfigFile+" when it exists")
+	fs.StringVar(&o.Server.Addr, "addr", DefaultAddr, "HTTP listen address HOST:PORT")
+	fs.BoolVar(&announce, "announce-counts", true, "publish {\"type\":\"onSubscribe\"|\"onUnsubscribe\",\"data\":N} online counts")
+	fs.DurationVar(&o.Server.DrainWindow, "drain-window", DefaultDrainWindow, "spread client closes over this long on shutdown")
+	fs.StringVar(&gw.NodeID, "node-id", "", "stable node id (default: host-pid-random)")
+	fs.Int64Var(&gw.ClusterID, "cluster-id", 1, "snowflake node number 0..1023 (1024 means 0)")
+	fs.DurationVar(&gw.HeartbeatInterval, "heartbeat", gateway.DefaultHeartbeatInterval, "heartbeat and websocket ping interval")
+	fs.DurationVar(&gw.PongTimeout, "pong-timeout", gateway.DefaultPongTimeout, "extra time a silent client gets after a heartbeat")
+	fs.DurationVar(&gw.WriteTimeout, "write-timeout", gateway.DefaultWriteTimeout, "deadline of one write to a client")
+	fs.Int64Var(&gw.ReadLimit, "read-limit", gateway.DefaultReadLimit, "largest client message in bytes (close 1009 above)")
+	fs.IntVar(&gw.MaxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest published payload in bytes")
+	fs.IntVar(&gw.MaxTopicLength, "max-topic-length", 255, "longest topic name in bytes")
+	fs.IntVar(&gw.MaxSubscriptions, "max-subscriptions", gateway.DefaultMaxSubscriptions, "topics per connection (-1: no limit)")
+	fs.IntVar(&gw.InboundQueue, "inbound-queue", gateway.DefaultInboundQueue, "client frames waiting for the handlers (the original's chanLens)")
+	fs.DurationVar(&gw.ReadTimeout, "read-timeout", gateway.DefaultReadTimeout, "wait on a full inbound queue before the read-timeout callback")
+	fs.IntVar(&gw.OutboundQueue, "outbound-queue", gateway.DefaultOutboundQueue, "frames waiting for one client's writer")
+	fs.IntVar(&gw.OutboundQueueBytes, "outbound-queue-bytes", gateway.DefaultOutboundQueueBytes, "bytes waiting for one client's writer")
+	fs.StringVar((*string)(&gw.SlowConsumer), "slow-consumer", string(gateway.SlowConsumerDrop), "drop or disconnect when a client's queue is full")
+	fs.DurationVar(&gw.SlowConsumerGrace, "slow-consumer-grace", gateway.DefaultSlowConsumerGrace, "how long a queue may overflow before the client is closed (drop policy)")
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed besides same-origin (\"*\": any)")
+	fs.TextVar(&o.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
+
+	path, explicit := findConfigPath(args, getenv)
+	if path != "" {
+		ignored, err := applyFile(fs, path, explicit)
+		if err != nil {
+			return nil, err
+		}
+		o.Ignored = ignored
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && f.Name != "config" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	o.Server.QuietCounts = !announce
+	if origins != "" {
+		for _, s := range strings.Split(origins, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				gw.AllowedOrigins = append(gw.AllowedOrigins, s)
+			}
+		}
+	}
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		return nil, fmt.Errorf("serve: --log-format must be text or json, not %q", o.LogFormat)
+	}
+	if err := o.Server.Validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// envName maps a flag name to its environment variable.
+func envName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// findConfigPath returns the config file named by --config or
+// FIRETOWER_CONFIG, or the default file when it exists.
+func findConfigPath(args []string, getenv func(string) string) (path string, explicit bool) {
+	for i, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if v, ok := strings.CutPrefix(a, "config="); ok {
+			return v, true
+		}
+		if a == "config" && i+1 < len(args) {
+			return args[i+1], true
+		}
+	}
+	if v := getenv(EnvPrefix + "CONFIG"); v != "" {
+		return v, true
+	}
+	if _, err := os.Stat(DefaultConfigFile); err == nil {
+		return DefaultConfigFile, false
+	}
+	return "", false
+}
+
+// applyFile reads a TOML file whose keys are flag names in camelCase
+// ("announceCounts") or kebab-case; the original's keys chanLens and
+// heartbeat (whole seconds) are understood. It returns the ignored legacy
+// keys.
+func applyFile(fs *flag.FlagSet, path string, explicit bool) ([]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		if !explicit && errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var m map[string]any
+	if err := toml.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	var ignored []string
+	for key, val := range m {
+		if legacyKeys[key] {
+			ignored = append(ignored, key)
+			continue
+		}
+		name := kebab(key)
+		if key == "chanLens" {
+			name = "inbound-queue"
+		}
+		if fs.Lookup(name) == nil || name == "config" {
+			return nil, fmt.Errorf("config %s: unknown key %q", path, key)
+		}
+		var s string
+		switch v := val.(type) {
+		case []any:
+			parts := make([]string, len(v))
+			for i, p := range v {
+				parts[i] = fmt.Sprint(p)
+			}
+			s = strings.Join(parts, ",")
+		case int64:
+			s = fmt.Sprint(v)
+			if isDurationFlag(fs, name) {
+				s += "s" // the original wrote durations as whole seconds
+			}
+		default:
+			s = fmt.Sprint(v)
+		}
+		if err := fs.Set(name, s); err != nil {
+			return nil, fmt.Errorf("config %s: %s: %w", path, key, err)
+		}
+	}
+	return ignored, nil
+}
+
+func isDurationFlag(fs *flag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	_, ok := f.Value.(flag.Getter).Get().(time.Duration)
+	return ok
+}
+
+// kebab turns "announceCounts" into "announce-counts".
+func kebab(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// NewLogger builds the process logger from the options.
+func (o *Options) NewLogger(w io.Writer) *slog.Logger {
+	hopts := &slog.HandlerOptions{Level: o.LogLevel}
+	if o.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}

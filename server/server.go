@@ -1,0 +1,204 @@
+// Package server is the all-in-one firetower application behind
+// `firetower serve`: a gateway with the embedded broker, serving /ws with the
+// behaviour of the original example program (the read handler republishes,
+// subscriptions announce the online count, a read timeout is echoed to the
+// sender) and the HTTP pages around it.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/firetower-go/firetower/gateway"
+)
+
+// Config configures a Server. The zero value serves on DefaultAddr with
+// count announcements on.
+type Config struct {
+	// Addr is the HTTP listen address (default DefaultAddr).
+	Addr string
+	// QuietCounts turns off the {"type":"onSubscribe"|"onUnsubscribe","data":N}
+	// messages. They cost n²/2 deliveries for n subscribers joining a topic.
+	QuietCounts bool
+	// DrainWindow spreads the closing of clients on shutdown (default 5 s).
+	DrainWindow time.Duration
+	// ShutdownTimeout bounds the whole shutdown (default DrainWindow + 10 s).
+	ShutdownTimeout time.Duration
+	// Gateway configures the gateway; its Logger is also the server's.
+	Gateway gateway.Config
+}
+
+// DefaultAddr is where the original example listened.
+const DefaultAddr = "0.0.0.0:9999"
+
+// DefaultDrainWindow spreads client closes on shutdown.
+const DefaultDrainWindow = 5 * time.Second
+
+// Validate reports nonsensical settings.
+func (c *Config) Validate() error {
+	if c.DrainWindow < 0 || c.ShutdownTimeout < 0 {
+		return errors.New("server: durations must not be negative")
+	}
+	if c.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			return fmt.Errorf("server: bad address %q: %w", c.Addr, err)
+		}
+	}
+	return c.Gateway.Validate()
+}
+
+// Server is the all-in-one firetower process.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	gw   *gateway.Gateway
+	http *http.Server
+}
+
+// New builds the server and its gateway.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.DrainWindow == 0 {
+		cfg.DrainWindow = DefaultDrainWindow
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = cfg.DrainWindow + 10*time.Second
+	}
+	if cfg.Gateway.Logger == nil {
+		cfg.Gateway.Logger = slog.Default()
+	}
+	gw, err := gateway.New(cfg.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Gateway.Logger, gw: gw}
+	s.http = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Gateway.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Gateway returns the server's gateway.
+func (s *Server) Gateway() *gateway.Gateway { return s.gw }
+
+// Handler returns the server's HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /{$}", serveIndex)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// Serve accepts connections on l until ctx ends, then shuts down gracefully:
+// it stops accepting, closes clients with 1001 spread over the drain window,
+// and returns when everything has stopped.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	s.log.Info("firetower serving", "addr", l.Addr().String(), "node", s.gw.NodeID())
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(l) }()
+	select {
+	case err := <-errc:
+		_ = s.gw.Close()
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "drain", s.cfg.DrainWindow)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	// Stop accepting first; hijacked websockets are not touched by this.
+	herr := s.http.Shutdown(sctx)
+	<-errc
+	gerr := s.gw.Shutdown(sctx, s.cfg.DrainWindow)
+	s.log.Info("stopped")
+	return errors.Join(herr, gerr)
+}
+
+// ListenAndServe listens on the configured address and calls Serve.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	l, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, l)
+}
+
+// chatMessage is the chat page's message shape, used for the timeout notice.
+type chatMessage struct {
+	From any    `json:"from"`
+	Data any    `json:"data"`
+	Type string `json:"type"`
+}
+
+// serveWS is the original example's websocket handler.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.gw.Upgrade(w, r)
+	if err != nil {
+		return
+	}
+	tower := s.gw.BuildTower(ws, strconv.FormatUint(s.gw.NewID(), 10))
+	tower.SetReadHandler(func(fire *gateway.FireInfo) bool {
+		_ = tower.Publish(fire) // a failure is logged, counted and answered (v2) by the gateway
+		return true
+	})
+	tower.SetReadTimeoutHandler(func(fire *gateway.FireInfo) {
+		var msg chatMessage
+		_ = json.Unmarshal(fire.Message.Data, &msg)
+		msg.Type = "timeout"
+		b, _ := json.Marshal(msg)
+		_ = tower.ToSelf(b)
+	})
+	if !s.cfg.QuietCounts {
+		announce := func(kind string) func(*gateway.FireLife, []string) bool {
+			return func(life *gateway.FireLife, topics []string) bool {
+				for _, topic := range topics {
+					fire := gateway.NewFireInfo(tower, life)
+					fire.Message.Topic = topic
+					fire.Message.Data = fmt.Appendf(nil, `{"type":%q,"data":%d}`, kind, tower.GetConnectNum(topic))
+					_ = tower.Publish(fire)
+				}
+				return true
+			}
+		}
+		tower.SetSubscribeHandler(announce("onSubscribe"))
+		tower.SetUnSubscribeHandler(announce("onUnsubscribe"))
+	}
+	tower.Run()
+}
+
+func serveIndex(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(indexHTML))
+}
+
+const indexHTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>firetower</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><h1>firetower</h1>
+<p>The websocket endpoint is <code>/ws</code> (protocol v1, or v2 with the
+<code>firetower.v2</code> subprotocol). See docs/protocol.md.</p>
+</body></html>
+`
