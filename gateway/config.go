@@ -124,7 +124,7 @@ type Config struct {
 	SlowConsumerGrace  time.Duration
 }
 
-// Validate reports the first nonsensical setting.
+// Validate reports every nonsensical setting, joined into one error.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.ClusterID < 0 || c.ClusterID > 1024 {

@@ -57,6 +57,11 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 	if origin == "" {
 		return true
 	}
+	for _, allowed := range g.cfg.AllowedOrigins {
+		if allowed == "*" {
+			return true // also "Origin: null" (file: pages, sandboxed frames)
+		}
+	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
 		return false
@@ -65,7 +70,7 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 		return true
 	}
 	for _, allowed := range g.cfg.AllowedOrigins {
-		if allowed == "*" || strings.EqualFold(allowed, origin) {
+		if strings.EqualFold(allowed, origin) {
 			return true
 		}
 		scheme, host, ok := strings.Cut(allowed, "://*.")

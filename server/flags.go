@@ -120,8 +120,14 @@ func envName(flagName string) string {
 // findConfigPath returns the config file named by --config or
 // FIRETOWER_CONFIG, or the default file when it exists.
 func findConfigPath(args []string, getenv func(string) string) (path string, explicit bool) {
-	for i, a := range args {
-		a = strings.TrimLeft(a, "-")
+	for i, arg := range args {
+		if arg == "--" {
+			break // the flags end here
+		}
+		if !strings.HasPrefix(arg, "-") {
+			continue // a flag's value, such as --node-id config
+		}
+		a := strings.TrimLeft(arg, "-")
 		if v, ok := strings.CutPrefix(a, "config="); ok {
 			return v, true
 		}

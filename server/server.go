@@ -147,10 +147,12 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 }
 
 // chatMessage is the chat page's message shape, used for the timeout notice.
+// From and Data stay raw so the notice echoes them exactly: decoding them
+// into any would round numbers beyond 2^53 and reorder object keys.
 type chatMessage struct {
-	From any    `json:"from"`
-	Data any    `json:"data"`
-	Type string `json:"type"`
+	From json.RawMessage `json:"from"`
+	Data json.RawMessage `json:"data"`
+	Type string          `json:"type"`
 }
 
 // serveWS is the original example's websocket handler.

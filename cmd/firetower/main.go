@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -48,6 +50,9 @@ func main() {
 
 func serve(args []string) int {
 	opts, err := server.ParseServe(args, os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the flag set has printed the usage
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "firetower:", err)
 		return 2
