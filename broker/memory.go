@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Bus is an in-process message bus joining Memory brokers, as if each were a
 // node of a cluster. The embedded deployment uses a bus of one; tests use
 // several nodes on one bus.
+//
+// Lock order: Bus.mu -> Memory.mu. Publish and Count take neither Bus.mu nor
+// any lock across a handler call: they read the copy-on-write peers list, so
+// a handler may call back into any broker of the bus.
 type Bus struct {
-	mu    sync.RWMutex
+	mu    sync.Mutex
 	nodes map[string]*Memory
+	peers atomic.Pointer[[]*Memory] // the started nodes; replaced, never changed, under mu
 }
 
 // NewBus returns an empty bus.
@@ -20,18 +26,39 @@ func NewBus() *Bus { return &Bus{nodes: make(map[string]*Memory)} }
 // Node returns a new, unstarted broker attached to the bus.
 func (b *Bus) Node() *Memory { return &Memory{bus: b} }
 
+// publishPeers makes the current node set visible to Publish and Count.
+// Called with b.mu held.
+func (b *Bus) publishPeers() {
+	peers := make([]*Memory, 0, len(b.nodes))
+	for _, n := range b.nodes {
+		peers = append(peers, n)
+	}
+	b.peers.Store(&peers)
+}
+
+func (b *Bus) snapshot() []*Memory {
+	if p := b.peers.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Memory is the in-process Broker. It delivers synchronously from the
 // publisher's goroutine, which gives per-publisher order for free; handlers
-// never block, so a publisher is never stalled by another node.
+// never block, so a publisher is never stalled by another node. A handler may
+// call the brokers of the bus, except Close of a node whose delivery it is
+// part of: Close waits for the deliveries in progress to its own handler, so
+// that the handler is never called once Close has returned.
 type Memory struct {
 	bus *Bus
 
-	mu      sync.RWMutex
-	node    string
-	handler Handler
-	counts  map[string]int64 // local subscriber count per topic, only > 0
-	started bool
-	closed  bool
+	mu       sync.RWMutex
+	node     string // set once by Start
+	handler  Handler
+	counts   map[string]int64 // local subscriber count per topic, only > 0
+	started  bool
+	closed   bool
+	inflight sync.WaitGroup // calls of handler in progress; Add only while !closed, under mu
 }
 
 var _ Broker = (*Memory)(nil)
@@ -59,6 +86,7 @@ func (m *Memory) Start(_ context.Context, nodeID string, h Handler) error {
 	}
 	m.node, m.handler, m.counts, m.started = nodeID, h, make(map[string]int64), true
 	m.bus.nodes[nodeID] = m
+	m.bus.publishPeers()
 	return nil
 }
 
@@ -67,20 +95,28 @@ func (m *Memory) Publish(_ context.Context, msg *Message) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	m.bus.mu.RLock()
-	defer m.bus.mu.RUnlock()
-	for id, n := range m.bus.nodes {
-		if id == msg.Origin || id == m.node {
+	for _, n := range m.bus.snapshot() {
+		if n == m || n.node == msg.Origin {
 			continue
 		}
-		n.mu.RLock()
-		h, interested := n.handler, n.counts[msg.Topic] > 0
-		n.mu.RUnlock()
-		if interested {
-			h(msg)
-		}
+		n.deliver(msg)
 	}
 	return nil
+}
+
+// deliver calls m's handler if m is open and interested in msg.Topic.
+func (m *Memory) deliver(msg *Message) {
+	m.mu.RLock()
+	h, interested := m.handler, !m.closed && m.counts[msg.Topic] > 0
+	if interested {
+		m.inflight.Add(1)
+	}
+	m.mu.RUnlock()
+	if !interested {
+		return
+	}
+	defer m.inflight.Done()
+	h(msg)
 }
 
 // SetInterest implements Broker.
@@ -102,11 +138,9 @@ func (m *Memory) Count(_ context.Context, topic string) (int64, error) {
 	if err := m.usable(); err != nil {
 		return 0, err
 	}
-	m.bus.mu.RLock()
-	defer m.bus.mu.RUnlock()
 	var total int64
-	for id, n := range m.bus.nodes {
-		if id == m.node {
+	for _, n := range m.bus.snapshot() {
+		if n == m {
 			continue
 		}
 		n.mu.RLock()
@@ -116,20 +150,22 @@ func (m *Memory) Count(_ context.Context, topic string) (int64, error) {
 	return total, nil
 }
 
-// Close implements Broker.
+// Close implements Broker. It returns once no delivery to m's handler is in
+// progress; every Close, not only the first, waits for that.
 func (m *Memory) Close() error {
 	m.bus.mu.Lock()
-	defer m.bus.mu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil
+	if !m.closed {
+		m.closed = true
+		if m.started && m.bus.nodes[m.node] == m {
+			delete(m.bus.nodes, m.node)
+			m.bus.publishPeers()
+		}
+		m.counts = nil
 	}
-	m.closed = true
-	if m.started && m.bus.nodes[m.node] == m {
-		delete(m.bus.nodes, m.node)
-	}
-	m.counts = nil
+	m.mu.Unlock()
+	m.bus.mu.Unlock()
+	m.inflight.Wait()
 	return nil
 }
 
