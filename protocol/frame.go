@@ -42,7 +42,7 @@ const (
 )
 
 // ClientFrame is one decoded client-to-server frame. The v1 form is
-// {"type","topic","data"}; v2 adds "id" (any JSON scalar the client chooses,
+// {"type","topic","data"}; v2 adds "id" (a JSON number or string the client chooses,
 // echoed in the reply) and "topics" (an array alternative to the comma list).
 type ClientFrame struct {
 	ID     json.RawMessage `json:"id,omitempty"`
@@ -52,21 +52,32 @@ type ClientFrame struct {
 	Data   json.RawMessage `json:"data"`
 }
 
-// Decode parses one client text frame of protocol v.
+// Decode parses one client text frame of protocol v. On a v2 error the
+// returned frame's ID, when set, is a valid id the reply may echo.
 func Decode(v Version, b []byte) (ClientFrame, error) {
+	if v == V1 {
+		// The original server read only these three fields: any other field,
+		// whatever its JSON type, is ignored rather than refused.
+		var f1 struct {
+			Type  string          `json:"type"`
+			Topic string          `json:"topic"`
+			Data  json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(b, &f1); err != nil {
+			return ClientFrame{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		return ClientFrame{Type: f1.Type, Topic: f1.Topic, Data: f1.Data}, nil
+	}
 	var f ClientFrame
 	if err := json.Unmarshal(b, &f); err != nil {
 		return ClientFrame{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if v == V1 {
-		f.ID, f.Topics = nil, nil
-		return f, nil
+	if len(f.ID) > 0 && !validID(f.ID) {
+		f.ID = nil // a refused id is not echoed: it may be a large object
+		return f, fmt.Errorf("%w: id must be a number or a string", ErrMalformed)
 	}
 	if f.Type == "" {
 		return f, ErrMissingType
-	}
-	if len(f.ID) > 0 && !validID(f.ID) {
-		return f, fmt.Errorf("%w: id must be a number or a string", ErrMalformed)
 	}
 	return f, nil
 }

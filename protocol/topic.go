@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"fmt"
+	"iter"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -64,36 +66,26 @@ func ParseTopicList(list string, maxLen int) ([]string, error) {
 		}
 		return []string{t}, nil
 	}
-	var out []string
-	for part := range strings.SplitSeq(list, ",") {
-		if len(out) >= MaxTopicsPerFrame {
-			return nil, ErrTooManyTopics
-		}
-		t := strings.TrimSpace(part)
-		if t == "" {
-			continue
-		}
-		if err := ValidateTopic(t, maxLen); err != nil {
-			return nil, err
-		}
-		if !contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	if len(out) == 0 {
-		return nil, ErrNoTopics
-	}
-	return out, nil
+	return cleanTopics(strings.SplitSeq(list, ","), maxLen)
 }
 
 // CleanTopics trims, validates and de-duplicates a topic slice (the v2 form
-// of a topic list), ignoring empty entries.
+// of a topic list), ignoring empty entries, exactly as ParseTopicList treats
+// the entries of a comma list.
 func CleanTopics(topics []string, maxLen int) ([]string, error) {
-	if len(topics) > MaxTopicsPerFrame {
-		return nil, ErrTooManyTopics
-	}
-	out := make([]string, 0, len(topics))
-	for _, t := range topics {
+	return cleanTopics(slices.Values(topics), maxLen)
+}
+
+// dedupMapAfter is the list length past which duplicates are found with a
+// map: a linear scan is cheaper for the usual handful of topics, but a
+// frame of 1,024 topics followed by duplicates would cost a million string
+// comparisons.
+const dedupMapAfter = 16
+
+func cleanTopics(entries iter.Seq[string], maxLen int) ([]string, error) {
+	var out []string
+	var seen map[string]struct{}
+	for t := range entries {
 		t = strings.TrimSpace(t)
 		if t == "" {
 			continue
@@ -101,23 +93,28 @@ func CleanTopics(topics []string, maxLen int) ([]string, error) {
 		if err := ValidateTopic(t, maxLen); err != nil {
 			return nil, err
 		}
-		if !contains(out, t) {
-			out = append(out, t)
+		if seen != nil {
+			if _, dup := seen[t]; dup {
+				continue
+			}
+		} else if slices.Contains(out, t) {
+			continue
+		}
+		if len(out) == MaxTopicsPerFrame {
+			return nil, ErrTooManyTopics
+		}
+		out = append(out, t)
+		if seen != nil {
+			seen[t] = struct{}{}
+		} else if len(out) > dedupMapAfter {
+			seen = make(map[string]struct{}, 2*len(out))
+			for _, v := range out {
+				seen[v] = struct{}{}
+			}
 		}
 	}
 	if len(out) == 0 {
 		return nil, ErrNoTopics
 	}
 	return out, nil
-}
-
-// contains is a linear scan: topic lists in one frame are short, and a map
-// would cost more than it saves.
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

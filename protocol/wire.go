@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/binary"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -79,6 +80,7 @@ func TextFrame(payload []byte) []byte {
 // UTF-8 sequence.
 func CloseFrame(code int, reason string) []byte {
 	const maxReason = 123
+	reason = strings.ToValidUTF8(reason, "\uFFFD") // RFC 6455 requires a UTF-8 reason
 	if len(reason) > maxReason {
 		reason = reason[:maxReason]
 		for !utf8.ValidString(reason) {
