@@ -58,11 +58,21 @@ func (o *outbound) push(frame []byte, control bool) error {
 		if o.overflowSince.IsZero() {
 			o.overflowSince = now
 		}
+		first := false
 		if cfg.SlowConsumer == SlowConsumerDisconnect || now.Sub(o.overflowSince) > cfg.SlowConsumerGrace {
 			o.t.gw.stats.slowDisconnects.Add(1)
-			o.closeLocked(protocol.CloseSlowConsumer, "slow consumer", true, true)
+			first = o.closeLocked(protocol.CloseSlowConsumer, "slow consumer", true, true)
 		}
 		o.mu.Unlock()
+		if first {
+			// As in closeWith: the reader and Run stop handing the
+			// client's frames to the application.
+			close(o.t.closing)
+			// A writer blocked on a client that does not read would hold
+			// the connection for the whole WriteTimeout: give the write in
+			// progress only the close grace.
+			_ = o.t.conn.SetWriteDeadline(time.Now().Add(cfg.CloseGrace))
+		}
 		o.signal()
 		return ErrQueueFull
 	}
@@ -159,7 +169,11 @@ func (t *FireTower) writeLoop() {
 			iov = append(iov, closeFrame)
 		}
 		if len(iov) > 0 {
-			if err := t.write(iov, len(batch)); err != nil {
+			timeout := t.gw.cfg.WriteTimeout
+			if closeFrame != nil {
+				timeout = t.gw.cfg.CloseGrace // the last write: don't wait long for a client that is leaving
+			}
+			if err := t.write(iov, len(batch), timeout); err != nil {
 				t.closeWith(protocol.CloseGoingAway, "", false)
 				return
 			}
@@ -175,8 +189,8 @@ func (t *FireTower) writeLoop() {
 // write sends the frames in bufs with one vectored write (writev on TCP).
 // WriteTo consumes its own copy of the slice header, so iov's backing array
 // is reused by the next batch.
-func (t *FireTower) write(iov [][]byte, frames int) error {
-	_ = t.conn.SetWriteDeadline(time.Now().Add(t.gw.cfg.WriteTimeout))
+func (t *FireTower) write(iov [][]byte, frames int, timeout time.Duration) error {
+	_ = t.conn.SetWriteDeadline(time.Now().Add(timeout))
 	bufs := net.Buffers(iov)
 	n, err := bufs.WriteTo(t.conn)
 	if err != nil {
@@ -269,8 +283,10 @@ func (t *FireTower) readFailed(err error) {
 
 // decode turns a client data frame into a FireInfo, or answers/drops it.
 func (t *FireTower) decode(mt int, data []byte) *FireInfo {
-	fire := NewFireInfo(t, nil)
-	fire.MessageType = mt
+	// No Context yet: it is made where the frame is handled (Run's goroutine,
+	// or here on a read timeout), so that it sees the UserId the application
+	// set, in OnConnect for instance, without a data race.
+	fire := &FireInfo{MessageType: mt, Message: &TopicMessage{}}
 	if mt != websocket.TextMessage {
 		t.reject(fire, protocol.CodeBadRequest, "binary frames are not accepted")
 		return nil
@@ -321,6 +337,7 @@ func (t *FireTower) queueInbound(fire *FireInfo) {
 	case <-t.closing:
 	case <-timer.C:
 		t.gw.stats.readTimeouts.Add(1)
+		fire.Context = t.newLife()
 		if t.readTimeoutHandler != nil {
 			t.call("ReadTimeoutHandler", func() bool { t.readTimeoutHandler(fire); return true })
 		}

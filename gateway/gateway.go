@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/internal/hub"
@@ -111,7 +112,9 @@ func (g *Gateway) publish(ctx context.Context, topic string, data []byte) (*brok
 	if len(data) > g.cfg.MaxMessageSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), g.cfg.MaxMessageSize)
 	}
-	if !json.Valid(data) {
+	// Browsers fail a connection on a text frame that is not UTF-8, and
+	// json.Valid does not check the bytes inside strings.
+	if !json.Valid(data) || !utf8.Valid(data) {
 		return nil, ErrInvalidData
 	}
 	if g.isClosed() {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/gorilla/websocket"
@@ -175,6 +176,7 @@ func (t *FireTower) Run() {
 		if t.isClosing() {
 			continue // drain what the reader had queued; it stops soon
 		}
+		fire.Context = t.newLife()
 		t.dispatch(fire)
 	}
 	t.finish()
@@ -351,7 +353,11 @@ func (t *FireTower) Publish(fire *FireInfo) error {
 
 // ToSelf sends b to this connection only. v1 clients receive b as it is;
 // v2 clients receive {"type":"direct","data":b}, so b must then be JSON.
+// b must be UTF-8 (it is sent as a text frame).
 func (t *FireTower) ToSelf(b []byte) error {
+	if !utf8.Valid(b) {
+		return ErrInvalidData // a text frame must be UTF-8
+	}
 	var frame []byte
 	if t.version == protocol.V2 {
 		if !json.Valid(b) {
