@@ -28,6 +28,8 @@ type outbound struct {
 	overflowSince time.Time // when the current overflow began; zero if none
 	closeFrame    []byte    // set by closeWith; written after the queue
 	closed        bool      // no more frames are accepted
+
+	iov net.Buffers // the writer's vectored-write header; only the writer touches it
 }
 
 func (o *outbound) init(t *FireTower) {
@@ -186,13 +188,14 @@ func (t *FireTower) writeLoop() {
 	}
 }
 
-// write sends the frames in bufs with one vectored write (writev on TCP).
-// WriteTo consumes its own copy of the slice header, so iov's backing array
-// is reused by the next batch.
+// write sends the frames in iov with one vectored write (writev on TCP).
+// WriteTo consumes the slice header it is called on; that header is a field
+// of the outbound state (a local would escape to the heap on every write),
+// and iov keeps the backing array for the next batch.
 func (t *FireTower) write(iov [][]byte, frames int, timeout time.Duration) error {
 	_ = t.conn.SetWriteDeadline(time.Now().Add(timeout))
-	bufs := net.Buffers(iov)
-	n, err := bufs.WriteTo(t.conn)
+	t.out.iov = iov
+	n, err := t.out.iov.WriteTo(t.conn)
 	if err != nil {
 		return err
 	}
