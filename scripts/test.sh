@@ -49,9 +49,43 @@ ensure_nats() {
 	log "nats: started on 4222"
 }
 
+# Debian's chromium for the browser tests: playwright cannot download a
+# browser on these machines.
+ensure_chromium() {
+	if [ -x /usr/bin/chromium ]; then
+		log "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo present)"
+		return
+	fi
+	apt_install chromium
+	[ -x /usr/bin/chromium ] || { echo "apt-get installed no /usr/bin/chromium" >&2; exit 1; }
+	log "chromium: installed $(/usr/bin/chromium --version 2>/dev/null)"
+}
+
+# playwright-core for the browser tests, exactly as locked. npm ci runs only
+# when node_modules is missing or was installed from other manifests.
+ensure_node_modules() {
+	local dir=test/browser
+	if ! command -v node >/dev/null || ! node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)'; then
+		echo "node >= 20 is needed for the browser tests (playwright-core)" >&2
+		exit 1
+	fi
+	local want have=""
+	want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+	[ -f "$dir/node_modules/.firetower-manifests" ] && have=$(cat "$dir/node_modules/.firetower-manifests")
+	if [ "$want" = "$have" ] && [ -d "$dir/node_modules/playwright-core" ]; then
+		log "node_modules: up to date"
+		return
+	fi
+	log "npm ci in $dir"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+	echo "$want" >"$dir/node_modules/.firetower-manifests"
+}
+
 ensure_go
 ensure_redis
 ensure_nats
+ensure_chromium
+ensure_node_modules
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -67,3 +101,8 @@ go build ./...
 
 log "go test -race"
 go test -race -count=1 -timeout 30m ./...
+
+# The chat page and firetower.js in chromium against the real binary
+# (test/browser, node's test runner; screenshots go to test-artifacts/).
+log "browser tests"
+(cd test/browser && timeout 900 node --test --test-concurrency=1 --test-reporter=spec ./*.test.mjs)
