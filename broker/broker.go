@@ -8,12 +8,41 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 )
+
+// Kind says how a Message is routed.
+type Kind uint8
+
+// Message kinds.
+const (
+	// KindPublish (the zero value) is a message published on a topic: it
+	// goes to the nodes with interest in the topic.
+	KindPublish Kind = iota
+	// KindCommand is a cluster-wide control message, a kick-out operation
+	// whose Data is an encoded Command: it goes to every other node, with or
+	// without interest in its topic.
+	KindCommand
+)
+
+// String returns "publish", "command" or the number of an unknown kind.
+func (k Kind) String() string {
+	switch k {
+	case KindPublish:
+		return "publish"
+	case KindCommand:
+		return "command"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
 
 // Message is one published message as it travels between nodes. A Message
 // handed to a Broker or to a Handler is immutable: neither side may change it
 // after the call, and both may keep references to it.
 type Message struct {
+	// Kind is KindPublish for a message on a topic, KindCommand for a
+	// control message to every node.
+	Kind Kind
 	// Topic is one valid topic name.
 	Topic string
 	// ID is the publisher-assigned unique id (a snowflake id).
@@ -21,7 +50,8 @@ type Message struct {
 	// Origin is the node id of the publishing gateway. Brokers never deliver
 	// a message back to its origin.
 	Origin string
-	// Data is the payload, a JSON value (the v1 "data" field).
+	// Data is the payload: for KindPublish a JSON value (the v1 "data"
+	// field), for KindCommand an encoded Command.
 	Data []byte
 }
 
@@ -36,7 +66,11 @@ type Handler func(*Message)
 // Guarantees every implementation gives (checked by package brokertest):
 //   - Interest routing: a node receives only topics for which it reported a
 //     positive local count with SetInterest, and never its own publishes.
-//   - At-most-once delivery, in publish order per origin node and topic.
+//   - Commands (Kind == KindCommand) reach every other started node, with or
+//     without interest in their topic, never their origin; they carry their
+//     Kind to the handler.
+//   - At-most-once delivery, in publish order per origin node and topic
+//     (commands included, as messages of their topic).
 //   - Count is the sum of the other nodes' last reported local counts; the
 //     counts of a node that closed or vanished disappear (for remote brokers,
 //     once the node's lease expires).
@@ -45,7 +79,8 @@ type Broker interface {
 	// Start attaches the node, with a stable node id, and begins delivering
 	// remote messages to h. It is called once, before any other method.
 	Start(ctx context.Context, nodeID string, h Handler) error
-	// Publish sends m to every other node with interest in m.Topic. It may
+	// Publish sends m to every other node with interest in m.Topic, or to
+	// every other node if m is a command. It may
 	// block until the message is handed to the transport; it fails fast with
 	// an error wrapping ErrUnavailable while the broker is unreachable.
 	Publish(ctx context.Context, m *Message) error

@@ -104,10 +104,11 @@ func (m *Memory) Publish(_ context.Context, msg *Message) error {
 	return nil
 }
 
-// deliver calls m's handler if m is open and interested in msg.Topic.
+// deliver calls m's handler if m is open and interested in msg.Topic, or
+// msg is a command.
 func (m *Memory) deliver(msg *Message) {
 	m.mu.RLock()
-	h, interested := m.handler, !m.closed && m.counts[msg.Topic] > 0
+	h, interested := m.handler, !m.closed && (msg.Kind == KindCommand || m.counts[msg.Topic] > 0)
 	if interested {
 		m.inflight.Add(1)
 	}

@@ -212,8 +212,26 @@ func (t *FireTower) awaitClientClose() {
 	defer timer.Stop()
 	select {
 	case <-t.readerDone:
+		if t.drain {
+			t.lingerRead()
+		}
 	case <-timer.C:
 	}
+}
+
+// lingerRead is the lingering close after the reader stopped in the middle
+// of the client's data (an over-limit message, a protocol error). Closing a
+// socket with unread bytes makes the kernel send a reset, and the reset
+// makes the client's kernel discard the close frame (1009, 1002) still in
+// flight: the browser would report 1006 and reconnect. So: send FIN, then
+// read and discard until the client closes, the close grace (already the
+// read deadline) ends, or a bound on the bytes read.
+func (t *FireTower) lingerRead() {
+	if cw, ok := t.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	limit := max(4*t.gw.cfg.ReadLimit, 1<<20)
+	_, _ = io.Copy(io.Discard, io.LimitReader(t.conn, limit))
 }
 
 // readLoop reads client frames, validates and decodes them, and queues them
@@ -272,6 +290,7 @@ func (t *FireTower) readFailed(err error) {
 	case errors.As(err, &ce):
 		t.closeWith(ce.Code, "", true) // already answered by the close handler
 	case errors.Is(err, websocket.ErrReadLimit):
+		t.drain = true
 		t.gw.stats.protocolErrors.Add(1)
 		t.closeWith(protocol.CloseTooBig, "message too big", false)
 	case errors.As(err, &ne) && ne.Timeout() && !t.isClosing():
@@ -279,6 +298,7 @@ func (t *FireTower) readFailed(err error) {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), t.isClosing():
 		t.closeWith(protocol.CloseGoingAway, "", false)
 	default:
+		t.drain = true
 		t.gw.stats.protocolErrors.Add(1)
 		t.closeWith(protocol.CloseProtocolError, "", false)
 	}

@@ -15,10 +15,14 @@
 // websocket; everything else, including ToSelf and the fan-out, only appends
 // immutable frames to the connection's bounded queue. Callbacks run on the
 // goroutine that called Run, except the read-timeout callback, which runs on
-// the connection's reader, and the callbacks fired by Gateway.CloseTopic,
-// which run on its caller's goroutine. The exported fields of a FireTower
-// (UserId, Cookie) are not locked: set them before Run or in OnConnect, and
-// change them later only if no read timeout or CloseTopic can run at the
-// same time. A panic in any callback is recovered, logged with its stack,
-// counted, and closes only that connection (close code 1011).
+// the connection's reader, and the callbacks fired by Gateway.CloseTopic and
+// the other kick-out operations (commands.go), which run on their caller's
+// goroutine, or on a goroutine of their own for a command from another node.
+// The exported fields of a FireTower (UserId, Cookie) are not locked: set
+// them before Run or in a callback, and change them later only if no read
+// timeout or CloseTopic can run at the same time. Kick-outs by client or user
+// id (DisconnectClient, DisconnectUser, RemoveUserFromTopic) see ClientId and
+// UserId as of the last callback Run's goroutine finished. A panic in any
+// callback is recovered, logged with its stack, counted, and closes only that
+// connection (close code 1011).
 package gateway

@@ -39,6 +39,8 @@ type Gateway struct {
 	draining bool
 	closed   bool
 	wg       sync.WaitGroup // one per running tower
+	commands int            // remote commands being applied (commands.go)
+	cmdWG    sync.WaitGroup // one per remote command being applied
 }
 
 // New validates cfg, starts the broker and returns a ready gateway.
@@ -93,6 +95,10 @@ func (g *Gateway) Stats() Stats {
 // handleRemote receives messages from other nodes through the broker.
 func (g *Gateway) handleRemote(m *broker.Message) {
 	defer g.recoverPanic("broker handler", nil)
+	if m.Kind == broker.KindCommand {
+		g.handleCommand(m)
+		return
+	}
 	g.stats.remoteIn.Add(1)
 	g.hub.Publish(m)
 }
@@ -157,7 +163,8 @@ func (g *Gateway) LocalConnectNum(topic string) int64 { return g.hub.Count(topic
 
 // CloseTopic removes every local subscriber from topic. Each affected
 // connection's OnSystemRemove and UnSubscribeHandler callbacks fire. It
-// returns how many connections were removed.
+// returns how many connections were removed. CloseTopicEverywhere does it
+// on every node.
 func (g *Gateway) CloseTopic(topic string) int {
 	n := 0
 	for _, s := range g.hub.Subscribers(topic) {
@@ -254,6 +261,7 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
+	g.cmdWG.Wait() // no command starts once closed is set
 	if berr := g.broker.Close(); berr != nil && err == nil {
 		err = fmt.Errorf("gateway: close broker: %w", berr)
 	}

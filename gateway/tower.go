@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -49,6 +51,8 @@ type FireTower struct {
 
 	in chan *FireInfo // reader -> Run, the original's readIn
 
+	ident atomic.Pointer[identity] // ClientId and UserId for kick-out commands (commands.go)
+
 	subMu     sync.Mutex // serialises subscription changes; see the lock order on Gateway
 	topics    map[string]struct{}
 	subClosed bool
@@ -59,7 +63,10 @@ type FireTower struct {
 	closing    chan struct{}
 	readerDone chan struct{}
 	writerDone chan struct{}
-	ran        bool
+	// drain is set by the reader, before readerDone closes, when it stopped
+	// with client data left unread; the writer then lingers (lingerRead).
+	drain bool
+	ran   bool
 }
 
 // BuildTower wraps an upgraded websocket connection in a FireTower of g. The
@@ -155,6 +162,7 @@ func (t *FireTower) Run() {
 		panic("firetower: Run called twice on one tower")
 	}
 	t.ran = true
+	t.syncIdentity()
 	if err := t.gw.register(t); err != nil {
 		t.gw.log.Info("connection refused", "client", t.ClientId, "err", err)
 		_ = t.conn.SetWriteDeadline(time.Now().Add(t.gw.cfg.WriteTimeout))
@@ -171,6 +179,7 @@ func (t *FireTower) Run() {
 		if !t.call("OnConnectHandler", func() bool { return t.onConnectHandler() }) {
 			t.closeWith(protocol.CloseRejected, "connection refused", true)
 		}
+		t.syncIdentity()
 	}
 	for fire := range t.in {
 		if t.isClosing() {
@@ -178,6 +187,7 @@ func (t *FireTower) Run() {
 		}
 		fire.Context = t.newLife()
 		t.dispatch(fire)
+		t.syncIdentity()
 	}
 	t.finish()
 	<-t.writerDone
@@ -431,7 +441,7 @@ func codeOf(err error) int {
 	case errors.Is(err, ErrInvalidData), errors.Is(err, protocol.ErrMalformed),
 		errors.Is(err, protocol.ErrMissingType), errors.Is(err, protocol.ErrInvalidData):
 		return protocol.CodeBadRequest
-	case errors.Is(err, ErrGatewayClosed), errors.Is(err, ErrDraining):
+	case errors.Is(err, ErrGatewayClosed), errors.Is(err, ErrDraining), errors.Is(err, broker.ErrUnavailable):
 		return protocol.CodeUnavailable
 	}
 	return protocol.CodeInternal

@@ -23,8 +23,9 @@ const DefaultConfigFile = "fireTower.toml"
 // --announce-counts is FIRETOWER_ANNOUNCE_COUNTS.
 const EnvPrefix = "FIRETOWER_"
 
-// legacyKeys are keys of the original fireTower.toml that no longer apply
-// to `serve`; they are accepted and ignored with a log line.
+// legacyKeys are keys of the original fireTower.toml that no longer apply;
+// they are accepted and ignored with a log line. For `firetower gateway`,
+// topicServiceAddr means broker = "tm://<addr>".
 var legacyKeys = map[string]bool{"topicServiceAddr": true, "bucket": true, "grpcAddr": true}
 
 // Options are the settings of `firetower serve` gathered from defaults, the
@@ -41,8 +42,18 @@ type Options struct {
 // ParseServe parses the arguments of `firetower serve`. getenv is
 // os.Getenv outside tests.
 func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (*Options, error) {
+	return parseServer("serve", args, getenv, stderr)
+}
+
+// ParseGateway parses the arguments of `firetower gateway`: the flags of
+// serve, where --broker names the topic managers.
+func ParseGateway(args []string, getenv func(string) string, stderr io.Writer) (*Options, error) {
+	return parseServer("gateway", args, getenv, stderr)
+}
+
+func parseServer(name string, args []string, getenv func(string) string, stderr io.Writer) (*Options, error) {
 	o := &Options{LogFormat: "text"}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	gw := &o.Server.Gateway
 	var origins, configPath string
@@ -51,7 +62,9 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (*O
 	fs.StringVar(&o.Server.Addr, "addr", DefaultAddr, "HTTP listen address HOST:PORT")
 	fs.BoolVar(&announce, "announce-counts", true, "publish {\"type\":\"onSubscribe\"|\"onUnsubscribe\",\"data\":N} online counts")
 	fs.DurationVar(&o.Server.DrainWindow, "drain-window", DefaultDrainWindow, "spread client closes over this long on shutdown")
-	fs.StringVar(&gw.NodeID, "node-id", "", "stable node id (default: host-pid-random)")
+	fs.StringVar(&o.Server.Broker, "broker", "", "how nodes share topics: empty for the embedded broker (one node), or tm://host:port[,host:port...] for topic managers")
+	fs.StringVar(&o.Server.ClusterToken, "cluster-token", "", "shared secret sent to the topic managers (their --cluster-token)")
+	fs.StringVar(&gw.NodeID, "node-id", "", "stable node id (default: host-pid-random); set it in a cluster")
 	fs.Int64Var(&gw.ClusterID, "cluster-id", 1, "snowflake node number 0..1023 (1024 means 0)")
 	fs.DurationVar(&gw.HeartbeatInterval, "heartbeat", gateway.DefaultHeartbeatInterval, "heartbeat and websocket ping interval")
 	fs.DurationVar(&gw.PongTimeout, "pong-timeout", gateway.DefaultPongTimeout, "extra time a silent client gets after a heartbeat")
@@ -70,13 +83,40 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (*O
 	fs.TextVar(&o.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
 
-	path, explicit := findConfigPath(args, getenv)
+	ignored, err := parseLayers(fs, args, getenv, true)
+	if err != nil {
+		return nil, err
+	}
+	o.Ignored = ignored
+	o.Server.QuietCounts = !announce
+	if origins != "" {
+		for _, s := range strings.Split(origins, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				gw.AllowedOrigins = append(gw.AllowedOrigins, s)
+			}
+		}
+	}
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		return nil, fmt.Errorf("%s: --log-format must be text or json, not %q", name, o.LogFormat)
+	}
+	if err := o.Server.Validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// parseLayers sets the flags of fs from the config file, the environment and
+// args, in increasing precedence, and returns the ignored config-file keys.
+// With defaultFile, ./fireTower.toml is read when it exists and no file is
+// named.
+func parseLayers(fs *flag.FlagSet, args []string, getenv func(string) string, defaultFile bool) ([]string, error) {
+	var ignored []string
+	path, explicit := findConfigPath(args, getenv, defaultFile)
 	if path != "" {
-		ignored, err := applyFile(fs, path, explicit)
-		if err != nil {
+		var err error
+		if ignored, err = applyFile(fs, path, explicit); err != nil {
 			return nil, err
 		}
-		o.Ignored = ignored
 	}
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -93,23 +133,9 @@ func ParseServe(args []string, getenv func(string) string, stderr io.Writer) (*O
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+		return nil, fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
-	o.Server.QuietCounts = !announce
-	if origins != "" {
-		for _, s := range strings.Split(origins, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				gw.AllowedOrigins = append(gw.AllowedOrigins, s)
-			}
-		}
-	}
-	if o.LogFormat != "text" && o.LogFormat != "json" {
-		return nil, fmt.Errorf("serve: --log-format must be text or json, not %q", o.LogFormat)
-	}
-	if err := o.Server.Validate(); err != nil {
-		return nil, err
-	}
-	return o, nil
+	return ignored, nil
 }
 
 // envName maps a flag name to its environment variable.
@@ -118,8 +144,8 @@ func envName(flagName string) string {
 }
 
 // findConfigPath returns the config file named by --config or
-// FIRETOWER_CONFIG, or the default file when it exists.
-func findConfigPath(args []string, getenv func(string) string) (path string, explicit bool) {
+// FIRETOWER_CONFIG, or (with defaultFile) the default file when it exists.
+func findConfigPath(args []string, getenv func(string) string, defaultFile bool) (path string, explicit bool) {
 	for i, arg := range args {
 		if arg == "--" {
 			break // the flags end here
@@ -138,7 +164,7 @@ func findConfigPath(args []string, getenv func(string) string) (path string, exp
 	if v := getenv(EnvPrefix + "CONFIG"); v != "" {
 		return v, true
 	}
-	if _, err := os.Stat(DefaultConfigFile); err == nil {
+	if _, err := os.Stat(DefaultConfigFile); defaultFile && err == nil {
 		return DefaultConfigFile, false
 	}
 	return "", false
@@ -162,6 +188,14 @@ func applyFile(fs *flag.FlagSet, path string, explicit bool) ([]string, error) {
 	}
 	var ignored []string
 	for key, val := range m {
+		if key == "topicServiceAddr" && fs.Name() == "gateway" && m["broker"] == nil {
+			// The original gateway's topic manager address. serve stays
+			// all-in-one with an original config file, as before.
+			if err := fs.Set("broker", fmt.Sprintf("tm://%v", val)); err != nil {
+				return nil, fmt.Errorf("config %s: %s: %w", path, key, err)
+			}
+			continue
+		}
 		if legacyKeys[key] {
 			ignored = append(ignored, key)
 			continue
@@ -218,9 +252,11 @@ func kebab(s string) string {
 }
 
 // NewLogger builds the process logger from the options.
-func (o *Options) NewLogger(w io.Writer) *slog.Logger {
-	hopts := &slog.HandlerOptions{Level: o.LogLevel}
-	if o.LogFormat == "json" {
+func (o *Options) NewLogger(w io.Writer) *slog.Logger { return newLogger(w, o.LogLevel, o.LogFormat) }
+
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	hopts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, hopts))
 	}
 	return slog.New(slog.NewTextHandler(w, hopts))

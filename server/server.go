@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/firetower-go/firetower/gateway"
+	"github.com/firetower-go/firetower/web"
 )
 
 // Config configures a Server. The zero value serves on DefaultAddr with
@@ -31,6 +32,13 @@ type Config struct {
 	DrainWindow time.Duration
 	// ShutdownTimeout bounds the whole shutdown (default DrainWindow + 10 s).
 	ShutdownTimeout time.Duration
+	// Broker says how this node shares topics with others: "" for the
+	// embedded in-process broker (a single node), or
+	// "tm://host:port[,host:port...]" for topic managers (see
+	// broker/tm). Ignored when Gateway.Broker is set.
+	Broker string
+	// ClusterToken is the shared secret sent to the topic managers.
+	ClusterToken string
 	// Gateway configures the gateway; its Logger is also the server's.
 	Gateway gateway.Config
 }
@@ -50,6 +58,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 			return fmt.Errorf("server: bad address %q: %w", c.Addr, err)
 		}
+	}
+	if err := validateBroker(c.Broker); err != nil {
+		return err
 	}
 	return c.Gateway.Validate()
 }
@@ -79,6 +90,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gateway.Logger == nil {
 		cfg.Gateway.Logger = slog.Default()
 	}
+	if cfg.Gateway.Broker == nil && cfg.Broker != "" {
+		b, err := newBroker(cfg.Broker, cfg.ClusterToken, cfg.Gateway.Logger)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Gateway.Broker = b
+	}
 	gw, err := gateway.New(cfg.Gateway)
 	if err != nil {
 		return nil, err
@@ -105,7 +123,7 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.serveWS)
-	mux.HandleFunc("GET /{$}", serveIndex)
+	web.Register(mux) // the chat room at / and the client library under /static/
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -190,17 +208,3 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	tower.Run()
 }
-
-func serveIndex(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write([]byte(indexHTML))
-}
-
-const indexHTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>firetower</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><h1>firetower</h1>
-<p>The websocket endpoint is <code>/ws</code> (protocol v1, or v2 with the
-<code>firetower.v2</code> subprotocol). See docs/protocol.md.</p>
-</body></html>
-`

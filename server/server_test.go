@@ -14,6 +14,7 @@ import (
 
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/firetower-go/firetower/server"
+	"github.com/firetower-go/firetower/web"
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 )
@@ -314,9 +315,31 @@ func TestPages(t *testing.T) {
 		return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
 	}
 
+	// The chat room page (package web) and its scripts.
 	status, ctype, body := get("GET", "/")
-	if status != http.StatusOK || !strings.HasPrefix(ctype, "text/html") || !strings.Contains(body, "<html") || !strings.Contains(body, "/ws") {
+	if status != http.StatusOK || ctype != "text/html; charset=utf-8" || !strings.Contains(body, "<html") ||
+		!strings.Contains(body, `src="/static/firetower.js"`) || !strings.Contains(body, `src="/static/chat.js"`) {
 		t.Errorf("GET /: %d %q %q", status, ctype, body)
+	}
+	for _, path := range []string{"/static/firetower.js", "/static/firetower.mjs", "/static/chat.js"} {
+		status, ctype, body = get("GET", path)
+		if status != http.StatusOK || ctype != "text/javascript; charset=utf-8" || len(body) == 0 {
+			t.Errorf("GET %s: %d %q, %d bytes", path, status, ctype, len(body))
+		}
+	}
+	if status, ctype, _ = get("GET", "/static/compat-v01.html"); status != http.StatusOK || ctype != "text/html; charset=utf-8" {
+		t.Errorf("GET /static/compat-v01.html: %d %q", status, ctype)
+	}
+	if status, _, _ = get("GET", "/static/nope.js"); status != http.StatusNotFound {
+		t.Errorf("GET /static/nope.js: %d, want 404", status)
+	}
+	resp, err := client.Get(ts.base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); csp != web.ContentSecurityPolicy {
+		t.Errorf("GET /: Content-Security-Policy %q, want %q", csp, web.ContentSecurityPolicy)
 	}
 	status, ctype, body = get("GET", "/healthz")
 	if status != http.StatusOK || !strings.HasPrefix(ctype, "text/plain") || body != "ok\n" {

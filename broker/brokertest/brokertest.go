@@ -119,7 +119,8 @@ func pollFor(total, interval time.Duration, fn func() error) error {
 // per guarantee, in sequence, each on a cluster of its own, so that one can
 // be run alone (-run 'TestX/Order'). The subtests are Delivery,
 // WithdrawInterest, Count, Order, OrderTwoPublishers, ManyTopics,
-// TopicNames, Payloads, Close, Concurrency, NodeIDReuse and DuplicateNodeID.
+// TopicNames, Payloads, Commands, Close, Concurrency, NodeIDReuse and
+// DuplicateNodeID.
 //
 // Besides the guarantees of broker.Broker, the suite holds every broker to
 // these details of its contract:
@@ -151,6 +152,7 @@ func Run(t *testing.T, f Factory, opts Options) {
 		{"ManyTopics", testManyTopics},
 		{"TopicNames", testTopicNames},
 		{"Payloads", testPayloads},
+		{"Commands", testCommands},
 		{"Close", testClose},
 		{"Concurrency", testConcurrency},
 		{"NodeIDReuse", testNodeIDReuse},
@@ -468,8 +470,61 @@ func expectExactly(t *testing.T, n *node, topic string, want ...*broker.Message)
 	}
 }
 
+// expectUnordered fails the test unless n received exactly want, each once,
+// in any order, each identical to what was published (probes left out).
+func expectUnordered(t *testing.T, n *node, want ...*broker.Message) {
+	t.Helper()
+	got := n.rec.received("")
+	byID := make(map[uint64]*broker.Message, len(want))
+	for _, m := range want {
+		byID[m.ID] = m
+	}
+	seen := make(map[uint64]bool)
+	for _, m := range got {
+		w, ok := byID[m.ID]
+		switch {
+		case !ok:
+			t.Errorf("node %s received an unexpected message %s", n.name, describe(m))
+		case seen[m.ID]:
+			t.Errorf("node %s received %s twice", n.name, describe(m))
+		default:
+			if err := sameMessage(m, w); err != nil {
+				t.Errorf("node %s, message %d: %v", n.name, m.ID, err)
+			}
+		}
+		seen[m.ID] = true
+	}
+	for _, m := range want {
+		if !seen[m.ID] {
+			t.Errorf("node %s did not receive %s", n.name, describe(m))
+		}
+	}
+}
+
+// onTopic returns the messages of ms on exactly topic ("" included).
+func onTopic(ms []*broker.Message, topic string) []*broker.Message {
+	var out []*broker.Message
+	for _, m := range ms {
+		if m.Topic == topic {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func idsOf(ms []*broker.Message) []uint64 {
+	out := make([]uint64, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
 func sameMessage(got, want *broker.Message) error {
 	var diffs []string
+	if got.Kind != want.Kind {
+		diffs = append(diffs, fmt.Sprintf("Kind %v, want %v", got.Kind, want.Kind))
+	}
 	if got.Topic != want.Topic {
 		diffs = append(diffs, fmt.Sprintf("Topic %q, want %q", got.Topic, want.Topic))
 	}
@@ -511,6 +566,9 @@ func describe(m *broker.Message) string {
 	kind := ""
 	if m.ID&probeBit != 0 {
 		kind = "probe "
+	}
+	if m.Kind != broker.KindPublish {
+		kind += m.Kind.String() + " "
 	}
 	return fmt.Sprintf("%s{Topic:%q ID:%d Origin:%q Data:%q}", kind, m.Topic, m.ID&^probeBit, m.Origin, excerpt(m.Data, 0))
 }
@@ -900,6 +958,66 @@ func testPayloads(t *testing.T, c *cluster) {
 		for _, p := range ps {
 			if p.name == name && !bytes.Equal(m.Data, p.data) {
 				t.Errorf("payload %q: %s", name, dataDiff(m.Data, p.data))
+			}
+		}
+	}
+}
+
+// testCommands: a command reaches every other node, with or without
+// interest in its topic, never its origin nor a closed node, in order, as
+// it was sent (Kind included); publishes keep following interest meanwhile.
+func testCommands(t *testing.T, c *cluster) {
+	a, b, x, gone := c.node(t, "a"), c.node(t, "b"), c.node(t, "x"), c.node(t, "gone")
+	const topic = "commands"
+	b.b.SetInterest(topic, 1)
+	a.b.SetInterest(topic, 1)
+	c.waitInterest(t, a, []string{topic}, b)
+	if err := c.close(gone); err != nil {
+		t.Fatalf("node gone: Close: %v", err)
+	}
+
+	command := func(from *node, cmd broker.Command) *broker.Message {
+		t.Helper()
+		m, err := cmd.Message(c.ids.Add(1), from.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.tryPublish(from, m); err != nil {
+			t.Fatalf("node %s: Publish command %+v: %v", from.name, cmd, err)
+		}
+		return m
+	}
+	// Commands on the topic with interest, on no topic, and on a topic
+	// nobody has, interleaved with a publish that only b may get.
+	c1 := command(a, broker.Command{Op: broker.OpCloseTopic, Topic: topic})
+	p := c.publish(t, a, topic, []byte(`"between commands"`))
+	c2 := command(a, broker.Command{Op: broker.OpDisconnectUser, UserID: "user 1"})
+	c3 := command(a, broker.Command{Op: broker.OpRemoveUserFromTopic, UserID: "u", Topic: "commands-nobody"})
+	c4 := command(a, broker.Command{Op: broker.OpDisconnectClient, ClientID: "client, 1"})
+	c.waitReceived(t, b, "", 5)
+	c.waitReceived(t, x, "", 4)
+	back := command(b, broker.Command{Op: broker.OpDisconnectClient, ClientID: "from b"})
+	c.waitReceived(t, a, "", 1)
+	c.waitReceived(t, x, "", 5)
+	c.watch()
+
+	// Order is per origin and topic: a sharded broker may reorder
+	// messages of different topics.
+	expectExactly(t, b, topic, c1, p)
+	expectUnordered(t, b, c1, p, c2, c3, c4)
+	expectUnordered(t, x, c1, c2, c3, c4, back)
+	if got := onTopic(x.rec.received(""), ""); len(got) != 3 || got[0].ID != c2.ID || got[1].ID != c4.ID || got[2].ID != back.ID {
+		t.Errorf("node x received the commands without a topic out of order: %v", idsOf(got))
+	}
+	expectExactly(t, a, "", back)
+	expectNothing(t, gone)
+	for _, n := range []*node{a, b, x} {
+		for _, m := range n.rec.received("") {
+			if m.Kind != broker.KindCommand {
+				continue
+			}
+			if _, err := broker.DecodeCommand(m); err != nil {
+				t.Errorf("node %s: command %s does not decode: %v", n.name, describe(m), err)
 			}
 		}
 	}

@@ -1,6 +1,8 @@
 // Command firetower runs the firetower push server. With no command, or with
 // "serve", it runs the all-in-one server: websocket gateway, embedded topic
-// manager and the demo pages, listening on 0.0.0.0:9999.
+// manager and the demo pages, listening on 0.0.0.0:9999. "topicmanager" runs
+// a topic manager (0.0.0.0:6666) and "gateway --broker tm://..." a gateway
+// that shares its topics through topic managers.
 package main
 
 import (
@@ -8,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -22,10 +25,12 @@ var version = "dev"
 const usage = `usage: firetower [command] [flags]
 
 commands:
-  serve     run the all-in-one server (the default)
-  version   print the version
+  serve          run the all-in-one server (the default)
+  gateway        run a gateway; --broker tm://host:port[,...] joins topic managers
+  topicmanager   run a topic manager (--addr, default 0.0.0.0:6666)
+  version        print the version
 
-Run "firetower serve -h" for the flags; every flag can also be set in
+Run "firetower <command> -h" for the flags; every flag can also be set in
 fireTower.toml or as FIRETOWER_<FLAG_NAME>.
 `
 
@@ -37,7 +42,11 @@ func main() {
 	}
 	switch cmd {
 	case "serve":
-		os.Exit(serve(args))
+		os.Exit(serve(server.ParseServe, args))
+	case "gateway":
+		os.Exit(serve(server.ParseGateway, args))
+	case "topicmanager":
+		os.Exit(topicManager(args))
 	case "version":
 		fmt.Println("firetower", buildVersion())
 	case "help":
@@ -48,8 +57,8 @@ func main() {
 	}
 }
 
-func serve(args []string) int {
-	opts, err := server.ParseServe(args, os.Getenv, os.Stderr)
+func serve(parse func([]string, func(string) string, io.Writer) (*server.Options, error), args []string) int {
+	opts, err := parse(args, os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0 // -h: the flag set has printed the usage
 	}
@@ -71,6 +80,28 @@ func serve(args []string) int {
 	defer stop()
 	if err := srv.ListenAndServe(ctx); err != nil {
 		log.Error("server stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func topicManager(args []string) int {
+	opts, err := server.ParseTopicManager(args, os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "firetower:", err)
+		return 2
+	}
+	log := opts.NewLogger(os.Stderr)
+	for _, key := range opts.Ignored {
+		log.Warn("config key has no effect for the topic manager", "key", key)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := server.RunTopicManager(ctx, opts, log); err != nil {
+		log.Error("topic manager stopped with an error", "err", err)
 		return 1
 	}
 	return 0

@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/firetower-go/firetower/broker"
+	"github.com/firetower-go/firetower/protocol"
+)
+
+// The kick-out operations of the original topic manager, cluster-wide: each
+// applies to this node's connections at once and is sent through the broker
+// as a command to every other node (whatever their interest), which applies
+// it to its own connections. A node applies a remote command on a goroutine
+// of its own, never on the broker's delivery goroutine, because the
+// callbacks it triggers (UnSubscribeHandler, OnSystemRemove) may call the
+// broker.
+
+// maxRemoteCommands bounds the remote commands being applied at once; one
+// more is dropped and logged (a flood of kick-outs is an operator error).
+const maxRemoteCommands = 64
+
+// DisconnectClient closes, on every node, the connections with client id
+// clientID, with close code 4501. It returns how many were closed on this
+// node, and the broker's error if the command could not be sent to the
+// others (the local part is done anyway).
+func (g *Gateway) DisconnectClient(ctx context.Context, clientID string) (int, error) {
+	return g.SendCommand(ctx, broker.Command{Op: broker.OpDisconnectClient, ClientID: clientID})
+}
+
+// DisconnectUser closes, on every node, the connections whose UserId is
+// userID, with close code 4501.
+func (g *Gateway) DisconnectUser(ctx context.Context, userID string) (int, error) {
+	return g.SendCommand(ctx, broker.Command{Op: broker.OpDisconnectUser, UserID: userID})
+}
+
+// RemoveUserFromTopic removes, on every node, the connections whose UserId
+// is userID from topic; each gets the OnSystemRemove and UnSubscribeHandler
+// callbacks. The connections stay open.
+func (g *Gateway) RemoveUserFromTopic(ctx context.Context, userID, topic string) (int, error) {
+	return g.SendCommand(ctx, broker.Command{Op: broker.OpRemoveUserFromTopic, UserID: userID, Topic: topic})
+}
+
+// CloseTopicEverywhere removes every subscriber of topic on every node (the
+// cluster-wide CloseTopic); each gets the OnSystemRemove and
+// UnSubscribeHandler callbacks.
+func (g *Gateway) CloseTopicEverywhere(ctx context.Context, topic string) (int, error) {
+	return g.SendCommand(ctx, broker.Command{Op: broker.OpCloseTopic, Topic: topic})
+}
+
+// SendCommand applies c to this node's connections and sends it to every
+// other node. It returns the number of local connections affected.
+func (g *Gateway) SendCommand(ctx context.Context, c broker.Command) (int, error) {
+	if err := g.checkCommand(c); err != nil {
+		return 0, err
+	}
+	if g.isClosed() {
+		return 0, ErrGatewayClosed
+	}
+	m, err := c.Message(g.ids.next(), g.cfg.NodeID)
+	if err != nil {
+		return 0, err
+	}
+	n := g.applyCommand(c)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
+	defer cancel()
+	if err := g.broker.Publish(ctx, m); err != nil {
+		g.stats.publishErrors.Add(1)
+		return n, fmt.Errorf("gateway: send %s to other nodes: %w", c.Op, err)
+	}
+	return n, nil
+}
+
+// ApplyCommand applies c to this node's connections only and returns how
+// many were affected.
+func (g *Gateway) ApplyCommand(c broker.Command) (int, error) {
+	if err := g.checkCommand(c); err != nil {
+		return 0, err
+	}
+	return g.applyCommand(c), nil
+}
+
+func (g *Gateway) checkCommand(c broker.Command) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.Topic != "" {
+		return protocol.ValidateTopic(c.Topic, g.cfg.MaxTopicLength)
+	}
+	return nil
+}
+
+func (g *Gateway) applyCommand(c broker.Command) int {
+	switch c.Op {
+	case broker.OpDisconnectClient, broker.OpDisconnectUser:
+		n := 0
+		for _, t := range g.liveTowers() {
+			id := t.identity()
+			if (c.Op == broker.OpDisconnectClient && id.client == c.ClientID) ||
+				(c.Op == broker.OpDisconnectUser && id.user == c.UserID) {
+				t.closeWith(protocol.CloseKicked, "disconnected by the server", true)
+				n++
+			}
+		}
+		return n
+	case broker.OpRemoveUserFromTopic:
+		n := 0
+		for _, s := range g.hub.Subscribers(c.Topic) {
+			if t, ok := s.(*FireTower); ok && t.identity().user == c.UserID && t.systemRemove(c.Topic) {
+				n++
+			}
+		}
+		return n
+	case broker.OpCloseTopic:
+		return g.CloseTopic(c.Topic)
+	}
+	return 0
+}
+
+// liveTowers returns a snapshot of the running connections.
+func (g *Gateway) liveTowers() []*FireTower {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]*FireTower, 0, len(g.towers))
+	for t := range g.towers {
+		out = append(out, t)
+	}
+	return out
+}
+
+// handleCommand applies a command from another node on a goroutine of its
+// own, tracked so that Shutdown waits for it.
+func (g *Gateway) handleCommand(m *broker.Message) {
+	c, err := broker.DecodeCommand(m)
+	if err != nil {
+		g.log.Warn("ignoring a bad command from another node", "origin", m.Origin, "err", err)
+		return
+	}
+	g.mu.Lock()
+	if g.closed || g.commands >= maxRemoteCommands {
+		closed := g.closed
+		g.mu.Unlock()
+		if !closed {
+			g.log.Warn("dropping a command from another node: too many in progress", "origin", m.Origin, "op", c.Op)
+		}
+		return
+	}
+	g.commands++
+	g.cmdWG.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer func() {
+			g.mu.Lock()
+			g.commands--
+			g.mu.Unlock()
+			g.cmdWG.Done()
+		}()
+		defer g.recoverPanic("remote command", nil)
+		n := g.applyCommand(c)
+		g.log.Info("applied a command from another node", "origin", m.Origin, "op", c.Op, "connections", n)
+	}()
+}
+
+// identity is a tower's ClientId and UserId as of the last callback that
+// Run's goroutine finished. The application sets those plain fields before
+// Run or in a callback; kick-out commands read them from other goroutines
+// through this snapshot, without a data race.
+type identity struct{ client, user string }
+
+// syncIdentity publishes the fields; it is called on Run's goroutine.
+func (t *FireTower) syncIdentity() {
+	if cur := t.ident.Load(); cur == nil || cur.client != t.ClientId || cur.user != t.UserId {
+		t.ident.Store(&identity{client: t.ClientId, user: t.UserId})
+	}
+}
+
+func (t *FireTower) identity() identity {
+	if p := t.ident.Load(); p != nil {
+		return *p
+	}
+	return identity{}
+}

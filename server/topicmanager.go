@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/firetower-go/firetower/internal/cluster"
+	"github.com/firetower-go/firetower/topicmgr"
+)
+
+// ManagerOptions are the settings of `firetower topicmanager`, gathered like
+// those of serve (flags over FIRETOWER_* over a config file), except that a
+// config file is read only when named (--config or FIRETOWER_CONFIG): the
+// ./fireTower.toml of a gateway beside it holds gateway settings.
+type ManagerOptions struct {
+	Addr      string
+	Manager   topicmgr.Config
+	LogLevel  slog.Level
+	LogFormat string
+	Ignored   []string
+}
+
+// ParseTopicManager parses the arguments of `firetower topicmanager`.
+func ParseTopicManager(args []string, getenv func(string) string, stderr io.Writer) (*ManagerOptions, error) {
+	o := &ManagerOptions{LogFormat: "text"}
+	fs := flag.NewFlagSet("topicmanager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	m := &o.Manager
+	var configPath string
+	fs.StringVar(&configPath, "config", "", "config file (TOML), read only when given")
+	fs.StringVar(&o.Addr, "addr", topicmgr.DefaultAddr, "cluster protocol listen address HOST:PORT")
+	fs.StringVar(&m.NodeID, "node-id", "", "manager id in WELCOME and logs (default: host-pid)")
+	fs.StringVar(&m.Token, "cluster-token", "", "shared secret every gateway and publisher must send (empty: none; then bind to a private address)")
+	fs.DurationVar(&m.Lease, "lease", topicmgr.DefaultLease, "how long a vanished gateway's counts are kept")
+	fs.DurationVar(&m.Heartbeat, "heartbeat", topicmgr.DefaultHeartbeat, "ping interval; a session silent for 3 intervals is closed")
+	fs.DurationVar(&m.WriteTimeout, "write-timeout", topicmgr.DefaultWriteTimeout, "deadline of one write to a session")
+	fs.IntVar(&m.MaxFrame, "max-frame", cluster.DefaultMaxFrame, "longest frame accepted, bytes (payload plus topic and headers)")
+	fs.IntVar(&m.QueueFrames, "queue-frames", topicmgr.DefaultQueueFrames, "frames waiting for one session before it is cut off")
+	fs.IntVar(&m.QueueBytes, "queue-bytes", topicmgr.DefaultQueueBytes, "bytes waiting for one session before it is cut off")
+	fs.TextVar(&o.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
+
+	ignored, err := parseLayers(fs, args, getenv, false)
+	if err != nil {
+		return nil, err
+	}
+	o.Ignored = ignored
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		return nil, fmt.Errorf("topicmanager: --log-format must be text or json, not %q", o.LogFormat)
+	}
+	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
+		return nil, fmt.Errorf("topicmanager: bad address %q: %w", o.Addr, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// NewLogger builds the process logger from the options.
+func (o *ManagerOptions) NewLogger(w io.Writer) *slog.Logger {
+	return newLogger(w, o.LogLevel, o.LogFormat)
+}
+
+// RunTopicManager serves a topic manager on o.Addr until ctx ends, then
+// shuts it down (each session is told the manager is going away).
+func RunTopicManager(ctx context.Context, o *ManagerOptions, log *slog.Logger) error {
+	cfg := o.Manager
+	cfg.Logger = log
+	srv, err := topicmgr.New(cfg)
+	if err != nil {
+		return err
+	}
+	err = srv.ListenAndServe(ctx, o.Addr)
+	log.Info("stopped")
+	if err == topicmgr.ErrServerClosed {
+		return nil
+	}
+	return err
+}
