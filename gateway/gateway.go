@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -39,9 +40,14 @@ type Gateway struct {
 	draining bool
 	closed   bool
 	wg       sync.WaitGroup // one per running tower
-	commands int            // remote commands being applied (commands.go)
-	cmdWG    sync.WaitGroup // one per remote command being applied
+
+	countWarned atomic.Int64   // UnixNano of the last count-failure log line
+	commands    int            // remote commands being applied (commands.go)
+	cmdWG       sync.WaitGroup // one per remote command being applied
 }
+
+// countWarnEvery spaces the log lines about failed cluster counts.
+const countWarnEvery = 10 * time.Second
 
 // New validates cfg, starts the broker and returns a ready gateway.
 func New(cfg Config) (*Gateway, error) {
@@ -152,7 +158,12 @@ func (g *Gateway) ConnectNum(ctx context.Context, topic string) int64 {
 	defer cancel()
 	remote, err := g.broker.Count(ctx, topic)
 	if err != nil {
-		g.log.Warn("cluster subscriber count failed; using the local count", "topic", topic, "err", err)
+		// A chat app asks on every (un)subscribe: during a broker outage,
+		// log once per countWarnEvery, not once per call.
+		now := time.Now().UnixNano()
+		if last := g.countWarned.Load(); now-last >= int64(countWarnEvery) && g.countWarned.CompareAndSwap(last, now) {
+			g.log.Warn("cluster subscriber count failed; using the local count", "topic", topic, "err", err)
+		}
 		return local
 	}
 	return local + remote

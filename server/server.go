@@ -90,6 +90,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gateway.Logger == nil {
 		cfg.Gateway.Logger = slog.Default()
 	}
+	if cfg.Broker != "" && cfg.Gateway.NodeID == "" {
+		cfg.Gateway.Logger.Warn("no --node-id in a cluster: after a restart this gateway gets a new random id, and its old counts stay until their lease ends")
+	}
 	if cfg.Gateway.Broker == nil && cfg.Broker != "" {
 		b, err := newBroker(cfg.Broker, cfg.ClusterToken, cfg.Gateway.Logger)
 		if err != nil {
