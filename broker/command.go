@@ -23,6 +23,11 @@ const (
 	// OpCloseTopic removes every subscriber of Command.Topic (each gets the
 	// OnSystemRemove callback).
 	OpCloseTopic Op = "closeTopic"
+	// OpNodeInfo is not a kick-out: every gateway broadcasts one
+	// periodically, with its description in Command.Data, so that every
+	// node knows the cluster (the dashboard and the push API's cluster
+	// info read it).
+	OpNodeInfo Op = "nodeInfo"
 )
 
 // Command is the payload of a KindCommand message: what every node does to
@@ -33,6 +38,8 @@ type Command struct {
 	ClientID string `json:"clientId,omitempty"`
 	UserID   string `json:"userId,omitempty"`
 	Topic    string `json:"topic,omitempty"`
+	// Data is the operation's payload (OpNodeInfo: the node's description).
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // ErrBadCommand is wrapped by the errors of Command.Validate and
@@ -61,6 +68,10 @@ func (c Command) Validate() error {
 	case OpCloseTopic:
 		if c.Topic == "" {
 			missing = "topic"
+		}
+	case OpNodeInfo:
+		if len(c.Data) == 0 {
+			missing = "data"
 		}
 	default:
 		return fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)

@@ -139,6 +139,10 @@ func (g *Gateway) handleCommand(m *broker.Message) {
 		g.log.Warn("ignoring a bad command from another node", "origin", m.Origin, "err", err)
 		return
 	}
+	if c.Op == broker.OpNodeInfo {
+		g.recordPeer(m.Origin, c.Data) // cheap: no goroutine needed
+		return
+	}
 	g.mu.Lock()
 	if g.closed || g.commands >= maxRemoteCommands {
 		closed := g.closed

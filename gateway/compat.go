@@ -27,7 +27,8 @@ func Default() *Gateway {
 	defaultMu.Lock()
 	defer defaultMu.Unlock()
 	if defaultGateway == nil {
-		g, err := New(Config{ClusterID: ClusterId})
+		// A single in-process node has nobody to describe itself to.
+		g, err := New(Config{ClusterID: ClusterId, NodeInfoInterval: -1})
 		if err != nil {
 			// Only an out-of-range ClusterId can fail here.
 			panic("firetower: default gateway: " + err.Error())

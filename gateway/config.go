@@ -122,6 +122,13 @@ type Config struct {
 	OutboundQueueBytes int
 	SlowConsumer       SlowConsumerPolicy
 	SlowConsumerGrace  time.Duration
+
+	// NodeInfoInterval is how often the node describes itself to the
+	// others (Gateway.Nodes); default DefaultNodeInfoInterval, -1 turns the
+	// broadcast off.
+	NodeInfoInterval time.Duration
+	// Version is reported in the node's description (NodeInfo.Version).
+	Version string
 }
 
 // Validate reports every nonsensical setting, joined into one error.
@@ -148,6 +155,9 @@ func (c *Config) Validate() error {
 		if n < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))
 		}
+	}
+	if c.NodeInfoInterval < -1 {
+		errs = append(errs, fmt.Errorf("NodeInfoInterval must be -1 (off), 0 (default) or positive"))
 	}
 	if c.MaxSubscriptions < -1 {
 		errs = append(errs, fmt.Errorf("MaxSubscriptions must be -1 (no limit), 0 (default) or positive"))
@@ -191,6 +201,7 @@ func (c Config) withDefaults() Config {
 	def(&c.PublishTimeout, DefaultPublishTimeout)
 	def(&c.ReadTimeout, DefaultReadTimeout)
 	def(&c.SlowConsumerGrace, DefaultSlowConsumerGrace)
+	def(&c.NodeInfoInterval, DefaultNodeInfoInterval)
 	if c.ReadLimit == 0 {
 		c.ReadLimit = DefaultReadLimit
 	}

@@ -44,6 +44,12 @@ type Gateway struct {
 	countWarned atomic.Int64   // UnixNano of the last count-failure log line
 	commands    int            // remote commands being applied (commands.go)
 	cmdWG       sync.WaitGroup // one per remote command being applied
+
+	started      time.Time
+	peers        peers
+	announceStop chan struct{} // closed by Shutdown; nil when the broadcast is off
+	announceDone chan struct{}
+	stopOnce     sync.Once
 }
 
 // countWarnEvery spaces the log lines about failed cluster counts.
@@ -69,8 +75,13 @@ func New(cfg Config) (*Gateway, error) {
 		towers: make(map[*FireTower]struct{}),
 	}
 	g.hub = hub.New(g.broker.SetInterest)
+	g.started = time.Now()
 	if err := g.broker.Start(context.Background(), cfg.NodeID, g.handleRemote); err != nil {
 		return nil, fmt.Errorf("gateway: start broker: %w", err)
+	}
+	if cfg.NodeInfoInterval > 0 {
+		g.announceStop, g.announceDone = make(chan struct{}), make(chan struct{})
+		go g.announceLoop(g.announceStop, g.announceDone)
 	}
 	return g, nil
 }
@@ -230,12 +241,16 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 		g.mu.Unlock()
 		return nil
 	}
+	first := !g.draining
 	g.draining = true
 	towers := make([]*FireTower, 0, len(g.towers))
 	for t := range g.towers {
 		towers = append(towers, t)
 	}
 	g.mu.Unlock()
+	if first && g.announceStop != nil {
+		g.announce() // tell the cluster view that this node is draining
+	}
 
 	var err error
 	step := time.Duration(0)
@@ -269,6 +284,7 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 		g.mu.Unlock()
 		<-done
 	}
+	g.stopAnnouncer()
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()

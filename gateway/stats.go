@@ -5,22 +5,22 @@ import "sync/atomic"
 // Stats is a snapshot of a gateway's counters. Totals count since the
 // gateway started.
 type Stats struct {
-	Connections      int64 // open now
-	Topics           int64 // topics with local subscribers now
-	ConnectsTotal    int64
-	DisconnectsTotal int64
-	FramesIn         int64 // client data frames read
-	BytesIn          int64
-	FramesOut        int64 // frames written to clients (deliveries, replies, heartbeats)
-	BytesOut         int64
-	Published        int64 // messages published on this node
-	RemoteIn         int64 // messages received from other nodes
-	PublishErrors    int64 // publishes the broker refused
-	Dropped          int64 // frames dropped by the slow-consumer policy
-	SlowDisconnects  int64 // connections closed with 4008
-	ReadTimeouts     int64 // ReadTimeoutHandler events (inbound queue full)
-	ProtocolErrors   int64 // malformed or refused client frames
-	Panics           int64 // recovered panics
+	Connections      int64 `json:"connections"` // open now
+	Topics           int64 `json:"topics"`      // topics with local subscribers now
+	ConnectsTotal    int64 `json:"connectsTotal"`
+	DisconnectsTotal int64 `json:"disconnectsTotal"`
+	FramesIn         int64 `json:"framesIn"` // client data frames read
+	BytesIn          int64 `json:"bytesIn"`
+	FramesOut        int64 `json:"framesOut"` // frames written to clients (deliveries, replies, heartbeats)
+	BytesOut         int64 `json:"bytesOut"`
+	Published        int64 `json:"published"`       // messages published on this node
+	RemoteIn         int64 `json:"remoteIn"`        // messages received from other nodes
+	PublishErrors    int64 `json:"publishErrors"`   // publishes the broker refused
+	Dropped          int64 `json:"dropped"`         // frames dropped by the slow-consumer policy
+	SlowDisconnects  int64 `json:"slowDisconnects"` // connections closed with 4008
+	ReadTimeouts     int64 `json:"readTimeouts"`    // ReadTimeoutHandler events (inbound queue full)
+	ProtocolErrors   int64 `json:"protocolErrors"`  // malformed or refused client frames
+	Panics           int64 `json:"panics"`          // recovered panics
 }
 
 // counters are the live, atomically updated figures behind Stats.

@@ -71,6 +71,7 @@ func serve(parse func([]string, func(string) string, io.Writer) (*server.Options
 		log.Warn("config key has no effect in serve mode", "key", key)
 	}
 	opts.Server.Gateway.Logger = log
+	opts.Server.Gateway.Version = buildVersion()
 	srv, err := server.New(opts.Server)
 	if err != nil {
 		log.Error("cannot start", "err", err)
