@@ -39,6 +39,13 @@ type Config struct {
 	Broker string
 	// ClusterToken is the shared secret sent to the topic managers.
 	ClusterToken string
+	// APIKey protects the push API and the dashboard (see package
+	// internal/apikey for how it is sent). Empty: a random key is generated
+	// at start and logged once, unless APIInsecure is set.
+	APIKey string
+	// APIInsecure opens the push API and the dashboard without a key; it
+	// must be asked for explicitly and is logged as a warning.
+	APIInsecure bool
 	// Gateway configures the gateway; its Logger is also the server's.
 	Gateway gateway.Config
 }
