@@ -96,6 +96,23 @@ type Broker interface {
 	Close() error
 }
 
+// Checker is an optional interface of a Broker: it says whether the broker
+// can reach the other nodes now. Ready returns nil when it can, else an error
+// saying why, wrapping ErrUnavailable (not connected), ErrNotStarted or
+// ErrClosed. It reports the state the broker already knows: it is cheap,
+// safe for concurrent use, and never blocks on the network.
+//
+// The gateway's readiness (Gateway.Ready, served as /readyz for load
+// balancers and Kubernetes) and the dashboard use it; a broker that does not
+// implement it is taken as always ready. Implementations: Memory (ready
+// from Start to Close) and tm.Broker (ready while connected to every topic
+// manager of its list). A Redis or NATS broker should be ready while its
+// connection (and, for Redis, its Pub/Sub connection) is up, and not ready
+// while it reconnects.
+type Checker interface {
+	Ready() error
+}
+
 // Sentinel errors.
 var (
 	ErrClosed      = errors.New("broker: closed")

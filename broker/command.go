@@ -23,6 +23,12 @@ const (
 	// OpCloseTopic removes every subscriber of Command.Topic (each gets the
 	// OnSystemRemove callback).
 	OpCloseTopic Op = "closeTopic"
+	// OpPushClient sends Command.Data (a JSON value) to every connection
+	// with Command.ClientID, as the connection's ToSelf would.
+	OpPushClient Op = "pushClient"
+	// OpPushUser sends Command.Data to every connection whose UserId is
+	// Command.UserID, as ToSelf would.
+	OpPushUser Op = "pushUser"
 	// OpNodeInfo is not a kick-out: every gateway broadcasts one
 	// periodically, with its description in Command.Data, so that every
 	// node knows the cluster (the dashboard and the push API's cluster
@@ -38,7 +44,8 @@ type Command struct {
 	ClientID string `json:"clientId,omitempty"`
 	UserID   string `json:"userId,omitempty"`
 	Topic    string `json:"topic,omitempty"`
-	// Data is the operation's payload (OpNodeInfo: the node's description).
+	// Data is the operation's payload (OpPushClient, OpPushUser: the JSON
+	// value to send; OpNodeInfo: the node's description).
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
@@ -68,6 +75,18 @@ func (c Command) Validate() error {
 	case OpCloseTopic:
 		if c.Topic == "" {
 			missing = "topic"
+		}
+	case OpPushClient:
+		if c.ClientID == "" {
+			missing = "clientId"
+		} else if len(c.Data) == 0 {
+			missing = "data"
+		}
+	case OpPushUser:
+		if c.UserID == "" {
+			missing = "userId"
+		} else if len(c.Data) == 0 {
+			missing = "data"
 		}
 	case OpNodeInfo:
 		if len(c.Data) == 0 {

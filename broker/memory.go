@@ -61,7 +61,10 @@ type Memory struct {
 	inflight sync.WaitGroup // calls of handler in progress; Add only while !closed, under mu
 }
 
-var _ Broker = (*Memory)(nil)
+var (
+	_ Broker  = (*Memory)(nil)
+	_ Checker = (*Memory)(nil)
+)
 
 // NewMemory returns a broker on a bus of its own: the single-node default.
 func NewMemory() *Memory { return NewBus().Node() }
@@ -169,6 +172,13 @@ func (m *Memory) Close() error {
 	m.inflight.Wait()
 	return nil
 }
+
+// Ready implements Checker: the in-process bus is always connected between
+// Start and Close.
+func (m *Memory) Ready() error { return m.usable() }
+
+// Describe names the broker in the cluster view (gateway.BrokerDescriber).
+func (m *Memory) Describe() string { return "memory" }
 
 func (m *Memory) usable() error {
 	m.mu.RLock()

@@ -247,3 +247,22 @@ func TestNewMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The in-process broker is ready from Start to Close.
+func TestMemoryReady(t *testing.T) {
+	var c broker.Checker = broker.NewMemory()
+	m := c.(*broker.Memory)
+	if err := m.Ready(); !errors.Is(err, broker.ErrNotStarted) {
+		t.Errorf("Ready before Start: %v", err)
+	}
+	if err := m.Start(context.Background(), "n", func(*broker.Message) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ready(); err != nil || m.Describe() != "memory" {
+		t.Errorf("Ready = %v, Describe = %q", err, m.Describe())
+	}
+	_ = m.Close()
+	if err := m.Ready(); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Ready after Close: %v", err)
+	}
+}

@@ -48,6 +48,21 @@ func (g *Gateway) CloseTopicEverywhere(ctx context.Context, topic string) (int, 
 	return g.SendCommand(ctx, broker.Command{Op: broker.OpCloseTopic, Topic: topic})
 }
 
+// PushClient sends data (one JSON value) to the connections with client id
+// clientID on every node, as their ToSelf would: v1 connections receive
+// data as it is, v2 connections {"type":"direct","data":data}. It returns
+// how many connections of this node got it; other nodes apply it as it
+// reaches them, in order with this node's publishes, and report nothing.
+func (g *Gateway) PushClient(ctx context.Context, clientID string, data []byte) (int, error) {
+	return g.SendCommand(ctx, broker.Command{Op: broker.OpPushClient, ClientID: clientID, Data: data})
+}
+
+// PushUser sends data to every connection whose UserId is userID, on every
+// node, as PushClient does.
+func (g *Gateway) PushUser(ctx context.Context, userID string, data []byte) (int, error) {
+	return g.SendCommand(ctx, broker.Command{Op: broker.OpPushUser, UserID: userID, Data: data})
+}
+
 // SendCommand applies c to this node's connections and sends it to every
 // other node. It returns the number of local connections affected.
 func (g *Gateway) SendCommand(ctx context.Context, c broker.Command) (int, error) {
@@ -87,6 +102,11 @@ func (g *Gateway) checkCommand(c broker.Command) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	if c.Op == broker.OpPushClient || c.Op == broker.OpPushUser {
+		if err := g.checkData(c.Data); err != nil {
+			return err
+		}
+	}
 	if c.Topic != "" {
 		return protocol.ValidateTopic(c.Topic, g.cfg.MaxTopicLength)
 	}
@@ -116,6 +136,16 @@ func (g *Gateway) applyCommand(c broker.Command) int {
 		return n
 	case broker.OpCloseTopic:
 		return g.CloseTopic(c.Topic)
+	case broker.OpPushClient, broker.OpPushUser:
+		n := 0
+		for _, t := range g.liveTowers() {
+			id := t.identity()
+			if ((c.Op == broker.OpPushClient && id.client == c.ClientID) ||
+				(c.Op == broker.OpPushUser && id.user == c.UserID)) && t.ToSelf(c.Data) == nil {
+				n++
+			}
+		}
+		return n
 	}
 	return 0
 }
@@ -139,8 +169,19 @@ func (g *Gateway) handleCommand(m *broker.Message) {
 		g.log.Warn("ignoring a bad command from another node", "origin", m.Origin, "err", err)
 		return
 	}
-	if c.Op == broker.OpNodeInfo {
+	switch c.Op {
+	case broker.OpNodeInfo:
 		g.recordPeer(m.Origin, c.Data) // cheap: no goroutine needed
+		return
+	case broker.OpPushClient, broker.OpPushUser:
+		// Only queues frames (no callback, no broker call): applied here,
+		// it keeps its order with the origin's messages and is never
+		// dropped by the maxRemoteCommands bound.
+		if err := g.checkData(c.Data); err != nil {
+			g.log.Warn("ignoring a bad push from another node", "origin", m.Origin, "err", err)
+			return
+		}
+		g.applyCommand(c)
 		return
 	}
 	g.mu.Lock()

@@ -129,6 +129,9 @@ type Config struct {
 	NodeInfoInterval time.Duration
 	// Version is reported in the node's description (NodeInfo.Version).
 	Version string
+	// Observer, if set, receives the timings of the publish path (fan-out
+	// and broker publish) for metrics. Default: none.
+	Observer Observer
 }
 
 // Validate reports every nonsensical setting, joined into one error.

@@ -35,11 +35,13 @@ type Gateway struct {
 	ids    *idGenerator
 	stats  counters
 
-	mu       sync.Mutex
-	towers   map[*FireTower]struct{}
-	draining bool
-	closed   bool
-	wg       sync.WaitGroup // one per running tower
+	mu     sync.Mutex
+	towers map[*FireTower]struct{}
+	// listeners are the backend subscribers (listener.go); Shutdown closes them.
+	listeners map[*Listener]struct{}
+	draining  bool
+	closed    bool
+	wg        sync.WaitGroup // one per running tower
 
 	countWarned atomic.Int64   // UnixNano of the last count-failure log line
 	commands    int            // remote commands being applied (commands.go)
@@ -47,6 +49,7 @@ type Gateway struct {
 
 	started      time.Time
 	peers        peers
+	topics       topicTracker  // message rates and top topics (topics.go)
 	announceStop chan struct{} // closed by Shutdown; nil when the broadcast is off
 	announceDone chan struct{}
 	stopOnce     sync.Once
@@ -117,7 +120,7 @@ func (g *Gateway) handleRemote(m *broker.Message) {
 		return
 	}
 	g.stats.remoteIn.Add(1)
-	g.hub.Publish(m)
+	g.fanout(m)
 }
 
 // Publish sends data (one JSON value) to every subscriber of topic in the
@@ -132,13 +135,8 @@ func (g *Gateway) publish(ctx context.Context, topic string, data []byte) (*brok
 	if err := protocol.ValidateTopic(topic, g.cfg.MaxTopicLength); err != nil {
 		return nil, err
 	}
-	if len(data) > g.cfg.MaxMessageSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), g.cfg.MaxMessageSize)
-	}
-	// Browsers fail a connection on a text frame that is not UTF-8, and
-	// json.Valid does not check the bytes inside strings.
-	if !json.Valid(data) || !utf8.Valid(data) {
-		return nil, ErrInvalidData
+	if err := g.checkData(data); err != nil {
+		return nil, err
 	}
 	if g.isClosed() {
 		return nil, ErrGatewayClosed
@@ -147,27 +145,70 @@ func (g *Gateway) publish(ctx context.Context, topic string, data []byte) (*brok
 	// its slice later; brokers may hold it after Publish returns.
 	m := &broker.Message{Topic: topic, ID: g.ids.next(), Origin: g.cfg.NodeID, Data: bytes.Clone(data)}
 	g.stats.published.Add(1)
-	g.hub.Publish(m)
+	g.fanout(m)
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
 	defer cancel()
-	if err := g.broker.Publish(ctx, m); err != nil {
+	if err := g.brokerPublish(ctx, m); err != nil {
 		g.stats.publishErrors.Add(1)
 		return m, fmt.Errorf("gateway: publish to other nodes: %w", err)
 	}
 	return m, nil
 }
 
+// checkData checks a payload for Publish and the push commands: at most
+// MaxMessageSize bytes of one JSON value in UTF-8.
+func (g *Gateway) checkData(data []byte) error {
+	if len(data) > g.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), g.cfg.MaxMessageSize)
+	}
+	// Browsers fail a connection on a text frame that is not UTF-8, and
+	// json.Valid does not check the bytes inside strings.
+	if !json.Valid(data) || !utf8.Valid(data) {
+		return ErrInvalidData
+	}
+	return nil
+}
+
+// PublishID is Publish, also returning the id of the message (the "id" v2
+// clients receive; 0 if the message was refused before it got one).
+func (g *Gateway) PublishID(ctx context.Context, topic string, data []byte) (uint64, error) {
+	m, err := g.publish(ctx, topic, data)
+	if m == nil {
+		return 0, err
+	}
+	return m.ID, err
+}
+
+// ClusterCount returns the number of subscribers of topic in the whole
+// cluster and on this node. If the broker cannot be asked, total is the
+// local count and err says why.
+func (g *Gateway) ClusterCount(ctx context.Context, topic string) (total, local int64, err error) {
+	local = g.hub.Count(topic)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
+	defer cancel()
+	remote, err := g.broker.Count(ctx, topic)
+	if err != nil {
+		return local, local, fmt.Errorf("gateway: count on other nodes: %w", err)
+	}
+	return local + remote, local, nil
+}
+
+// RangeTopics calls fn with every topic that has local subscribers and
+// their number, in no particular order, until fn returns false. fn must not
+// subscribe or unsubscribe anything.
+func (g *Gateway) RangeTopics(fn func(topic string, local int64) bool) { g.hub.Range(fn) }
+
 // ConnectNum returns the number of subscribers of topic in the whole
 // cluster. If the broker cannot be asked, it logs the error and returns the
 // local count.
 func (g *Gateway) ConnectNum(ctx context.Context, topic string) int64 {
-	local := g.hub.Count(topic)
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
-	defer cancel()
-	remote, err := g.broker.Count(ctx, topic)
+	total, _, err := g.ClusterCount(ctx, topic)
 	if err != nil {
 		// A chat app asks on every (un)subscribe: during a broker outage,
 		// log once per countWarnEvery, not once per call.
@@ -175,9 +216,8 @@ func (g *Gateway) ConnectNum(ctx context.Context, topic string) int64 {
 		if last := g.countWarned.Load(); now-last >= int64(countWarnEvery) && g.countWarned.CompareAndSwap(last, now) {
 			g.log.Warn("cluster subscriber count failed; using the local count", "topic", topic, "err", err)
 		}
-		return local
 	}
-	return local + remote
+	return total
 }
 
 // LocalConnectNum returns the number of subscribers of topic on this node.
@@ -288,6 +328,7 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
+	g.closeListeners()
 	g.cmdWG.Wait() // no command starts once closed is set
 	if berr := g.broker.Close(); berr != nil && err == nil {
 		err = fmt.Errorf("gateway: close broker: %w", berr)

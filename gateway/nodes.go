@@ -33,6 +33,13 @@ type NodeInfo struct {
 	// it after nodeInfoExpiry intervals without one.
 	Interval time.Duration `json:"interval"`
 	Stats    Stats         `json:"stats"`
+	// BrokerError says why the node's broker cannot reach the other nodes
+	// ("" when it can; see broker.Checker).
+	BrokerError string `json:"brokerError,omitempty"`
+	// Topics are the node's busiest topics: the TopTopics with the most
+	// local subscribers and the TopTopics with the highest message rate.
+	// Other topics of the node are not listed.
+	Topics []TopicStat `json:"topics,omitempty"`
 	// Self is true for the node that answers (not sent over the wire).
 	Self bool `json:"self"`
 }
@@ -61,16 +68,23 @@ func (g *Gateway) Info() NodeInfo {
 	if d, ok := g.broker.(BrokerDescriber); ok {
 		desc = d.Describe()
 	}
+	var brokerErr string
+	if err := g.BrokerReady(); err != nil {
+		brokerErr = err.Error()
+	}
+	now := time.Now()
 	return NodeInfo{
-		ID:        g.cfg.NodeID,
-		Version:   g.cfg.Version,
-		Broker:    desc,
-		StartedAt: g.started,
-		UpdatedAt: time.Now(),
-		Draining:  draining,
-		Interval:  g.cfg.NodeInfoInterval,
-		Stats:     g.Stats(),
-		Self:      true,
+		ID:          g.cfg.NodeID,
+		Version:     g.cfg.Version,
+		Broker:      desc,
+		StartedAt:   g.started,
+		UpdatedAt:   now,
+		Draining:    draining,
+		Interval:    g.cfg.NodeInfoInterval,
+		Stats:       g.Stats(),
+		BrokerError: brokerErr,
+		Topics:      g.topics.sample(g.hub, now),
+		Self:        true,
 	}
 }
 

@@ -33,18 +33,23 @@ ensure_go() {
 }
 
 # Redis and NATS on their standard ports, as the broker tests expect.
+# The binaries are needed even when the ports are taken: the restart tests
+# run private servers of their own.
 ensure_redis() {
-	if port_open 6379; then log "redis: already listening on 6379"; return; fi
 	command -v redis-server >/dev/null || apt_install redis-server
+	if port_open 6379; then log "redis: already listening on 6379"; return; fi
 	redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes >/dev/null
 	wait_port 6379
 	log "redis: started on 6379"
 }
 
 ensure_nats() {
-	if port_open 4222; then log "nats: already listening on 4222"; return; fi
 	command -v nats-server >/dev/null || apt_install nats-server
-	nohup nats-server -a 127.0.0.1 -p 4222 >/tmp/firetower-nats.log 2>&1 &
+	if port_open 4222; then log "nats: already listening on 4222"; return; fi
+	# max_payload above the default 1 MiB: a 1 MiB message plus the broker's
+	# envelope must fit (docs/operations.md, NATS).
+	printf 'max_payload: 2MB\n' >/tmp/firetower-nats.conf
+	nohup nats-server -a 127.0.0.1 -p 4222 -c /tmp/firetower-nats.conf >/tmp/firetower-nats.log 2>&1 &
 	wait_port 4222
 	log "nats: started on 4222"
 }
@@ -93,6 +98,14 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+# The gRPC code in pushapi/pb is generated and committed; where protoc is
+# installed, check that it matches proto/ (builds never need protoc).
+if command -v protoc >/dev/null; then
+	log "generated gRPC code is up to date"
+	./scripts/genproto.sh
+	git diff --exit-code --stat -- pushapi/pb || { echo "pushapi/pb differs from proto/: run scripts/genproto.sh and commit"; exit 1; }
+fi
+
 log "go vet"
 go vet ./...
 
@@ -100,6 +113,8 @@ log "go build (examples included)"
 go build ./...
 
 log "go test -race"
+# The Redis and NATS tests fail, rather than skip, when a server is missing.
+export FIRETOWER_REQUIRE_SERVICES=1
 go test -race -count=1 -timeout 30m ./...
 
 # The chat page and firetower.js in chromium against the real binary

@@ -6,25 +6,51 @@ import (
 	"strings"
 
 	"github.com/firetower-go/firetower/broker"
+	"github.com/firetower-go/firetower/broker/nats"
+	"github.com/firetower-go/firetower/broker/redis"
 	"github.com/firetower-go/firetower/broker/tm"
 )
 
+// brokerSchemes lists the accepted Config.Broker URL forms, for errors.
+const brokerSchemes = "tm://host:port[,...], redis://host:port[/db][?prefix=...], or nats://host:port[,...][?prefix=...]"
+
 // validateBroker checks a Config.Broker URL.
 func validateBroker(url string) error {
-	switch {
-	case url == "":
+	if url == "" {
 		return nil
-	case strings.HasPrefix(url, tm.Scheme+"://"):
-		_, err := tm.ParseURL(url)
-		return err
 	}
-	return fmt.Errorf("server: unknown broker %q (want empty for the embedded broker, or tm://host:port[,...])", url)
+	scheme, _, _ := strings.Cut(url, "://")
+	var err error
+	switch scheme {
+	case tm.Scheme:
+		_, err = tm.ParseURL(url)
+	case redis.Scheme, redis.SchemeTLS:
+		_, err = redis.ParseURL(url)
+	case nats.Scheme, nats.SchemeTLS:
+		_, err = nats.ParseURL(url)
+	default:
+		err = fmt.Errorf("server: unknown broker %q (want empty for the embedded broker, or %s)", url, brokerSchemes)
+	}
+	return err
 }
 
-// newBroker builds the broker a Config.Broker URL names.
+// newBroker builds the broker a Config.Broker URL names. The cluster token
+// is the topic managers' shared secret; Redis and NATS take their
+// credentials in the URL.
 func newBroker(url, token string, log *slog.Logger) (broker.Broker, error) {
 	if err := validateBroker(url); err != nil {
 		return nil, err
+	}
+	scheme, _, _ := strings.Cut(url, "://")
+	if scheme != tm.Scheme && token != "" {
+		log.Warn("--cluster-token is the topic managers' secret and is not used with this broker; put credentials in the --broker URL", "scheme", scheme)
+	}
+	switch scheme {
+	case redis.Scheme, redis.SchemeTLS:
+		redis.LogClientTo(log)
+		return redis.NewURL(url, log)
+	case nats.Scheme, nats.SchemeTLS:
+		return nats.NewURL(url, log)
 	}
 	cfg, err := tm.ParseURL(url)
 	if err != nil {

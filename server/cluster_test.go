@@ -76,7 +76,7 @@ func TestParseGatewayBroker(t *testing.T) {
 			t.Errorf("Broker %q, want empty", o.Server.Broker)
 		}
 	})
-	for _, bad := range []string{"redis://x:1", "tm://", "tm://nohost", "tm://a:1,a:1"} {
+	for _, bad := range []string{"amqp://x:1", "tm://", "tm://nohost", "tm://a:1,a:1", "redis://x:1/db", "nats://x:1?prefix=a.*"} {
 		t.Run("bad "+bad, func(t *testing.T) {
 			emptyDir(t)
 			if _, err := server.ParseGateway([]string{"--broker", bad}, fakeEnv(nil), &bytes.Buffer{}); err == nil {
@@ -170,7 +170,9 @@ func TestGatewayModeWithTopicManager(t *testing.T) {
 	expect(t, ca, "a", `{"type":"onSubscribe","data":2}`)
 	send(t, ca, publishChat)
 	expect(t, ca, "a", chatData)
-	expect(t, cb, "b", chatData)
+	// a's stale count may also come after b's own announcement of 2: b
+	// delivers its own publishes locally at once.
+	expectSkipping(t, cb, "b", chatData, `{"type":"onSubscribe","data":1}`)
 
 	// A wrong token is refused by the manager: the gateway starts but its
 	// cluster publishes fail.
@@ -182,7 +184,7 @@ func TestGatewayModeWithTopicManager(t *testing.T) {
 }
 
 func TestUnknownBrokerRefused(t *testing.T) {
-	if _, err := server.New(server.Config{Broker: "nats://x:1"}); err == nil {
+	if _, err := server.New(server.Config{Broker: "amqp://x:1"}); err == nil {
 		t.Error("server.New accepted an unknown broker")
 	}
 }

@@ -62,8 +62,8 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&o.Server.Addr, "addr", DefaultAddr, "HTTP listen address HOST:PORT")
 	fs.BoolVar(&announce, "announce-counts", true, "publish {\"type\":\"onSubscribe\"|\"onUnsubscribe\",\"data\":N} online counts")
 	fs.DurationVar(&o.Server.DrainWindow, "drain-window", DefaultDrainWindow, "spread client closes over this long on shutdown")
-	fs.StringVar(&o.Server.Broker, "broker", "", "how nodes share topics: empty for the embedded broker (one node), or tm://host:port[,host:port...] for topic managers")
-	fs.StringVar(&o.Server.ClusterToken, "cluster-token", "", "shared secret sent to the topic managers (their --cluster-token)")
+	fs.StringVar(&o.Server.Broker, "broker", "", "how nodes share topics: empty for the embedded broker (one node), tm://host:port[,host:port...] for topic managers, redis://host:port[/db][?prefix=P] for Redis Pub/Sub, or nats://host:port[,host:port...][?prefix=P] for NATS")
+	fs.StringVar(&o.Server.ClusterToken, "cluster-token", "", "shared secret sent to the topic managers (their --cluster-token); Redis and NATS credentials go in the --broker URL")
 	fs.StringVar(&gw.NodeID, "node-id", "", "stable node id (default: host-pid-random); set it in a cluster")
 	fs.Int64Var(&gw.ClusterID, "cluster-id", 1, "snowflake node number 0..1023 (1024 means 0)")
 	fs.DurationVar(&gw.HeartbeatInterval, "heartbeat", gateway.DefaultHeartbeatInterval, "heartbeat and websocket ping interval")
@@ -80,6 +80,15 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar((*string)(&gw.SlowConsumer), "slow-consumer", string(gateway.SlowConsumerDrop), "drop or disconnect when a client's queue is full")
 	fs.DurationVar(&gw.SlowConsumerGrace, "slow-consumer-grace", gateway.DefaultSlowConsumerGrace, "how long a queue may overflow before the client is closed (drop policy)")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed besides same-origin (\"*\": any)")
+	fs.StringVar(&o.Server.APIKey, "api-key", "", "key of the push API (prefer FIRETOWER_API_KEY: flags show in ps); default: a random key, logged at start")
+	fs.BoolVar(&o.Server.APIInsecure, "api-insecure", false, "open the push API without a key (only where nobody else can reach it)")
+	fs.StringVar(&o.Server.APIAddr, "api-addr", "", "serve the HTTP push API on this address instead of under /api/ on --addr")
+	fs.StringVar(&o.Server.GRPCAddr, "grpc-addr", DefaultGRPCAddr, "gRPC push API listen address HOST:PORT (empty or \"off\": no gRPC)")
+	fs.StringVar(&o.Server.APITLSCert, "api-tls-cert", "", "PEM certificate: serve --api-addr and --grpc-addr over TLS")
+	fs.StringVar(&o.Server.APITLSKey, "api-tls-key", "", "PEM private key of --api-tls-cert")
+	fs.BoolVar(&o.Server.DashboardOpen, "dashboard-open", false, "let anyone see /dashboard without the API key (connection lookup and disconnect still need it)")
+	fs.BoolVar(&o.Server.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/, behind the API key")
+	fs.DurationVar(&gw.NodeInfoInterval, "node-info-interval", gateway.DefaultNodeInfoInterval, "how often this node describes itself to the cluster view (negative: never)")
 	fs.TextVar(&o.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
 
@@ -89,6 +98,12 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 	}
 	o.Ignored = ignored
 	o.Server.QuietCounts = !announce
+	if gw.NodeInfoInterval < 0 {
+		gw.NodeInfoInterval = -1 // the gateway's "off"
+	}
+	if o.Server.GRPCAddr == "off" { // an empty variable would not override the default
+		o.Server.GRPCAddr = ""
+	}
 	if origins != "" {
 		for _, s := range strings.Split(origins, ",") {
 			if s = strings.TrimSpace(s); s != "" {

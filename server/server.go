@@ -33,9 +33,11 @@ type Config struct {
 	// ShutdownTimeout bounds the whole shutdown (default DrainWindow + 10 s).
 	ShutdownTimeout time.Duration
 	// Broker says how this node shares topics with others: "" for the
-	// embedded in-process broker (a single node), or
-	// "tm://host:port[,host:port...]" for topic managers (see
-	// broker/tm). Ignored when Gateway.Broker is set.
+	// embedded in-process broker (a single node),
+	// "tm://host:port[,host:port...]" for topic managers (see broker/tm),
+	// "redis://host:port[/db][?prefix=P]" for Redis Pub/Sub (broker/redis)
+	// or "nats://host:port[,...][?prefix=P]" for NATS (broker/nats).
+	// Ignored when Gateway.Broker is set.
 	Broker string
 	// ClusterToken is the shared secret sent to the topic managers.
 	ClusterToken string
@@ -46,6 +48,28 @@ type Config struct {
 	// APIInsecure opens the push API and the dashboard without a key; it
 	// must be asked for explicitly and is logged as a warning.
 	APIInsecure bool
+	// DashboardOpen lets anyone who reaches Addr see the dashboard's views
+	// of the system without the key; looking up and disconnecting
+	// connections still need it.
+	DashboardOpen bool
+	// Pprof serves net/http/pprof under /debug/pprof/ on Addr, behind the
+	// API key (header or dashboard session).
+	Pprof bool
+	// APIAddr, if set, serves the HTTP push API on a listener of its own
+	// instead of under /api/ on Addr.
+	APIAddr string
+	// GRPCAddr, if set, serves the gRPC push API (`firetower serve`
+	// defaults it to DefaultGRPCAddr; empty here means no gRPC).
+	GRPCAddr string
+	// APITLSCert and APITLSKey (PEM files), if set, serve the APIAddr and
+	// GRPCAddr listeners over TLS. The main port stays plain.
+	APITLSCert, APITLSKey string
+	// Identify, if set, is asked about every websocket upgrade request: it
+	// returns the connection's client id ("" for a generated one) and user
+	// id (FireTower.UserId, "" for none), or an error to refuse the
+	// connection with 401. The push API finds connections by these ids.
+	// `firetower serve` sets none: it authenticates no user.
+	Identify func(r *http.Request) (clientID, userID string, err error)
 	// Gateway configures the gateway; its Logger is also the server's.
 	Gateway gateway.Config
 }
@@ -69,6 +93,9 @@ func (c *Config) Validate() error {
 	if err := validateBroker(c.Broker); err != nil {
 		return err
 	}
+	if err := c.validateAPI(); err != nil {
+		return err
+	}
 	return c.Gateway.Validate()
 }
 
@@ -78,6 +105,8 @@ type Server struct {
 	log  *slog.Logger
 	gw   *gateway.Gateway
 	http *http.Server
+	api  *apiServer     // the push API (api.go)
+	obs  *observability // /readyz, /metrics, the dashboard, pprof (observe.go)
 }
 
 // New builds the server and its gateway.
@@ -107,11 +136,22 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Gateway.Broker = b
 	}
+	metrics := newMetrics(&cfg)
 	gw, err := gateway.New(cfg.Gateway)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Gateway.Logger, gw: gw}
+	api, err := newAPI(&cfg, gw, cfg.Gateway.Logger)
+	if err != nil {
+		_ = gw.Close()
+		return nil, err
+	}
+	obs, err := newObservability(&cfg, gw, metrics)
+	if err != nil {
+		_ = gw.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Gateway.Logger, gw: gw, api: api, obs: obs}
 	s.http = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           s.routes(),
@@ -121,6 +161,9 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Gateway.Logger.Handler(), slog.LevelWarn),
 	}
+	// The dashboard's event streams never go idle: end them when the
+	// HTTP server starts shutting down.
+	s.http.RegisterOnShutdown(obs.close)
 	return s, nil
 }
 
@@ -134,6 +177,8 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.serveWS)
 	web.Register(mux) // the chat room at / and the client library under /static/
+	s.api.mount(mux)  // the push API under /api/, unless it has its own listener
+	s.obs.mount(mux)  // /readyz, /metrics, /dashboard, /debug/pprof/
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -143,13 +188,38 @@ func (s *Server) routes() http.Handler {
 
 // Serve accepts connections on l until ctx ends, then shuts down gracefully:
 // it stops accepting, closes clients with 1001 spread over the drain window,
-// and returns when everything has stopped.
+// and returns when everything has stopped. The push API's own listeners
+// (APIAddr, GRPCAddr) are opened and served too.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	s.log.Info("firetower serving", "addr", l.Addr().String(), "node", s.gw.NodeID())
-	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(l) }()
+	return s.ServeListeners(ctx, Listeners{HTTP: l})
+}
+
+// ServeListeners is Serve with the push API's listeners given (tests use
+// 127.0.0.1:0); see Listeners.
+func (s *Server) ServeListeners(ctx context.Context, ls Listeners) error {
+	if ls.HTTP == nil {
+		_ = s.gw.Close()
+		return errors.New("server: no HTTP listener")
+	}
+	if err := s.api.listen(&s.cfg, &ls); err != nil {
+		_ = ls.HTTP.Close()
+		_ = s.gw.Close()
+		return err
+	}
+	s.obs.start()
+	defer s.obs.close()
+	s.log.Info("firetower serving", "addr", ls.HTTP.Addr().String(), "node", s.gw.NodeID())
+	errc := make(chan error, 3)
+	go func() { errc <- s.http.Serve(ls.HTTP) }()
+	running := 1 + s.api.serve(ls, s.log, errc)
 	select {
 	case err := <-errc:
+		// One listener failed: stop the others at once.
+		_ = s.http.Close()
+		s.api.close()
+		for running--; running > 0; running-- {
+			<-errc
+		}
 		_ = s.gw.Close()
 		return err
 	case <-ctx.Done():
@@ -159,10 +229,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	defer cancel()
 	// Stop accepting first; hijacked websockets are not touched by this.
 	herr := s.http.Shutdown(sctx)
-	<-errc
+	aerr := s.api.shutdown(sctx)
+	for ; running > 0; running-- {
+		<-errc
+	}
 	gerr := s.gw.Shutdown(sctx, s.cfg.DrainWindow)
 	s.log.Info("stopped")
-	return errors.Join(herr, gerr)
+	return errors.Join(herr, aerr, gerr)
 }
 
 // ListenAndServe listens on the configured address and calls Serve.
@@ -185,11 +258,23 @@ type chatMessage struct {
 
 // serveWS is the original example's websocket handler.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	var clientID, userID string
+	if s.cfg.Identify != nil {
+		var err error
+		if clientID, userID, err = s.cfg.Identify(r); err != nil {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+	}
 	ws, err := s.gw.Upgrade(w, r)
 	if err != nil {
 		return
 	}
-	tower := s.gw.BuildTower(ws, strconv.FormatUint(s.gw.NewID(), 10))
+	if clientID == "" {
+		clientID = strconv.FormatUint(s.gw.NewID(), 10)
+	}
+	tower := s.gw.BuildTower(ws, clientID)
+	tower.UserId = userID
 	tower.SetReadHandler(func(fire *gateway.FireInfo) bool {
 		_ = tower.Publish(fire) // a failure is logged, counted and answered (v2) by the gateway
 		return true

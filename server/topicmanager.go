@@ -17,7 +17,9 @@ import (
 // config file is read only when named (--config or FIRETOWER_CONFIG): the
 // ./fireTower.toml of a gateway beside it holds gateway settings.
 type ManagerOptions struct {
-	Addr      string
+	Addr string
+	// HTTPAddr, if set, serves /healthz and /metrics (ManagerHandler).
+	HTTPAddr  string
 	Manager   topicmgr.Config
 	LogLevel  slog.Level
 	LogFormat string
@@ -33,6 +35,7 @@ func ParseTopicManager(args []string, getenv func(string) string, stderr io.Writ
 	var configPath string
 	fs.StringVar(&configPath, "config", "", "config file (TOML), read only when given")
 	fs.StringVar(&o.Addr, "addr", topicmgr.DefaultAddr, "cluster protocol listen address HOST:PORT")
+	fs.StringVar(&o.HTTPAddr, "http-addr", "", "serve /healthz and /metrics on this address HOST:PORT (empty: no HTTP)")
 	fs.StringVar(&m.NodeID, "node-id", "", "manager id in WELCOME and logs (default: host-pid)")
 	fs.StringVar(&m.Token, "cluster-token", "", "shared secret every gateway and publisher must send (empty: none; then bind to a private address)")
 	fs.DurationVar(&m.Lease, "lease", topicmgr.DefaultLease, "how long a vanished gateway's counts are kept")
@@ -55,6 +58,9 @@ func ParseTopicManager(args []string, getenv func(string) string, stderr io.Writ
 	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
 		return nil, fmt.Errorf("topicmanager: bad address %q: %w", o.Addr, err)
 	}
+	if _, _, err := net.SplitHostPort(o.HTTPAddr); o.HTTPAddr != "" && err != nil {
+		return nil, fmt.Errorf("topicmanager: bad --http-addr %q: %w", o.HTTPAddr, err)
+	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -74,6 +80,13 @@ func RunTopicManager(ctx context.Context, o *ManagerOptions, log *slog.Logger) e
 	srv, err := topicmgr.New(cfg)
 	if err != nil {
 		return err
+	}
+	if o.HTTPAddr != "" {
+		stop, err := serveManagerHTTP(o.HTTPAddr, srv, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	err = srv.ListenAndServe(ctx, o.Addr)
 	log.Info("stopped")

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,7 +80,10 @@ type interest struct {
 	owner int
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker  = (*Broker)(nil)
+	_ broker.Checker = (*Broker)(nil)
+)
 
 // New returns an unstarted broker for the managers of cfg.
 func New(cfg Config) (*Broker, error) {
@@ -309,6 +313,51 @@ func (b *Broker) Managers() []ManagerState {
 		out[i] = l.state()
 	}
 	return out
+}
+
+// Ready implements broker.Checker: nil while the broker is connected to
+// every manager of its list. With one manager down, the topics it owns are
+// unavailable (their publishes and counts fail), so the node is not ready.
+func (b *Broker) Ready() error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	var down []string
+	for _, l := range b.links {
+		if !l.isUp() {
+			down = append(down, l.m.Key)
+		}
+	}
+	if len(down) > 0 {
+		return fmt.Errorf("%w: topic manager %s not connected", broker.ErrUnavailable, strings.Join(down, ", "))
+	}
+	return nil
+}
+
+// Reconnects returns the number of successful handshakes with a manager
+// after the first one with it: how often the broker lost a manager and got
+// it back.
+func (b *Broker) Reconnects() int64 {
+	var n int64
+	for _, l := range b.links {
+		if c := l.state().Connects; c > 1 {
+			n += c - 1
+		}
+	}
+	return n
+}
+
+// Describe names the broker in the cluster view (gateway.BrokerDescriber):
+// "tm://" and the manager list.
+func (b *Broker) Describe() string {
+	keys := make([]string, len(b.links))
+	for i, l := range b.links {
+		keys[i] = l.m.Addr
+		if l.m.Key != l.m.Addr {
+			keys[i] = l.m.Key + "@" + l.m.Addr
+		}
+	}
+	return Scheme + "://" + strings.Join(keys, ",")
 }
 
 // OwnerOf returns the key of the manager that owns topic.

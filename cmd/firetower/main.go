@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/firetower-go/firetower/pushapi/client"
 	"github.com/firetower-go/firetower/server"
 )
 
@@ -30,6 +31,8 @@ commands:
   topicmanager   run a topic manager (--addr, default 0.0.0.0:6666)
   version        print the version
 
+push API commands (--server http://HOST:PORT, --api-key KEY or FIRETOWER_API_KEY):
+` + client.Usage + `
 Run "firetower <command> -h" for the flags; every flag can also be set in
 fireTower.toml or as FIRETOWER_<FLAG_NAME>.
 `
@@ -52,6 +55,9 @@ func main() {
 	case "help":
 		fmt.Print(usage)
 	default:
+		if client.IsCommand(cmd) {
+			os.Exit(client.Run(cmd, args, os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+		}
 		fmt.Fprintf(os.Stderr, "firetower: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}

@@ -74,7 +74,7 @@ func build(t *testing.T) string {
 
 // command prepares the binary to run in an empty directory (so no
 // fireTower.toml is found) with no FIRETOWER_* variable from the caller's
-// environment.
+// environment, and no gRPC listener unless env names one.
 func command(t *testing.T, bin string, env []string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -84,6 +84,9 @@ func command(t *testing.T, bin string, env []string, args ...string) *exec.Cmd {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	// No gRPC listener on the fixed default port unless a test asks: two
+	// processes at once would collide there.
+	cmd.Env = append(cmd.Env, "FIRETOWER_GRPC_ADDR=off")
 	cmd.Env = append(cmd.Env, env...)
 	return cmd
 }

@@ -4,10 +4,12 @@
 // then start gateways that point at it:
 //
 //	go run ./examples/topic_service -addr 127.0.0.1:6666
-//	go run ./cmd/firetower gateway --addr 127.0.0.1:9999 --broker tm://127.0.0.1:6666 --node-id gw-1
-//	go run ./cmd/firetower gateway --addr 127.0.0.1:9998 --broker tm://127.0.0.1:6666 --node-id gw-2
+//	go run ./cmd/firetower gateway --addr 127.0.0.1:9999 --grpc-addr 127.0.0.1:9997 --broker tm://127.0.0.1:6666 --node-id gw-1
+//	go run ./cmd/firetower gateway --addr 127.0.0.1:9998 --grpc-addr off --broker tm://127.0.0.1:6666 --node-id gw-2
 //
 // A message published on either gateway reaches the subscribers of both.
+// (The gateways' gRPC push API defaults to port 9998: two on one host need
+// --grpc-addr.)
 // `firetower topicmanager` is the same server with every setting as a flag.
 package main
 

@@ -6,6 +6,7 @@ package hub
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/protocol"
@@ -50,6 +51,9 @@ type shard struct {
 type subscribers struct {
 	list []Subscriber
 	pos  map[Subscriber]int
+	// published counts the messages fanned out on the topic since it got
+	// its first subscriber: one atomic add per Publish, never per delivery.
+	published atomic.Int64
 }
 
 // New returns an empty hub. interest may be nil.
@@ -169,6 +173,35 @@ func (h *Hub) Range(fn func(topic string, count int64) bool) {
 	}
 }
 
+// RangeStats is Range with the number of messages each topic has fanned out
+// since it got its first local subscriber (the counter restarts at 0 when a
+// topic loses its last subscriber and comes back).
+func (h *Hub) RangeStats(fn func(topic string, count, published int64) bool) {
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for t, set := range sh.topics {
+			if !fn(t, int64(len(set.list)), set.published.Load()) {
+				sh.mu.RUnlock()
+				return
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}
+
+// Stat returns a topic's local subscriber count and its published counter
+// (see RangeStats); both are 0 for a topic without local subscribers.
+func (h *Hub) Stat(topic string) (count, published int64) {
+	sh := h.shard(topic)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if set := sh.topics[topic]; set != nil {
+		return int64(len(set.list)), set.published.Load()
+	}
+	return 0, 0
+}
+
 // Publish hands m to every local subscriber of m.Topic and returns how many
 // there were. The frame for each protocol version is encoded at most once,
 // the first time a subscriber of that version is met, and the same bytes go
@@ -181,6 +214,7 @@ func (h *Hub) Publish(m *broker.Message) int {
 	if set == nil {
 		return 0
 	}
+	set.published.Add(1)
 	var v1, v2 []byte
 	for _, s := range set.list {
 		if s.Version() == protocol.V2 {

@@ -667,3 +667,46 @@ func containsData(frames [][]byte, v protocol.Version, data string) bool {
 	}
 	return false
 }
+
+// TestPublishedCounter: the per-topic counter moves by one per Publish,
+// whatever the subscriber count, is reported by Stat and RangeStats, and
+// restarts when the topic loses its last subscriber.
+func TestPublishedCounter(t *testing.T) {
+	h := New(nil)
+	subs := []*fakeSub{newSub("a", protocol.V1), newSub("b", protocol.V2), newSub("c", protocol.V1)}
+	for _, s := range subs {
+		h.Subscribe("room", s)
+	}
+	h.Subscribe("quiet", newSub("q", protocol.V1))
+	for i := range 5 {
+		h.Publish(&broker.Message{Topic: "room", ID: uint64(i + 1), Data: []byte(`1`)})
+	}
+	h.Publish(&broker.Message{Topic: "nobody", ID: 9, Data: []byte(`1`)})
+	if c, p := h.Stat("room"); c != 3 || p != 5 {
+		t.Fatalf("Stat(room) = %d subscribers, %d published; want 3, 5", c, p)
+	}
+	if c, p := h.Stat("nobody"); c != 0 || p != 0 {
+		t.Fatalf("Stat(nobody) = %d, %d; want 0, 0", c, p)
+	}
+	got := map[string][2]int64{}
+	h.RangeStats(func(topic string, count, published int64) bool {
+		got[topic] = [2]int64{count, published}
+		return true
+	})
+	want := map[string][2]int64{"room": {3, 5}, "quiet": {1, 0}}
+	if len(got) != len(want) || got["room"] != want["room"] || got["quiet"] != want["quiet"] {
+		t.Fatalf("RangeStats = %v, want %v", got, want)
+	}
+	calls := 0
+	h.RangeStats(func(string, int64, int64) bool { calls++; return false })
+	if calls != 1 {
+		t.Fatalf("RangeStats went on after false: %d calls", calls)
+	}
+	for _, s := range subs {
+		h.Unsubscribe("room", s)
+	}
+	h.Subscribe("room", subs[0])
+	if _, p := h.Stat("room"); p != 0 {
+		t.Fatalf("published = %d after the topic emptied and came back, want 0", p)
+	}
+}

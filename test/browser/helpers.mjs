@@ -83,6 +83,7 @@ export class Server {
     // Run in the binary's own directory, with no FIRETOWER_* variables: a
     // fireTower.toml or a developer's settings must not change the server.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FIRETOWER_')));
+    env.FIRETOWER_GRPC_ADDR = 'off'; // the default 0.0.0.0:9998 may be taken
     const proc = spawn(this.bin, this.args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(this.bin), env });
     running.add(proc);
     proc.exited = once(proc, 'exit');
