@@ -118,4 +118,7 @@ var (
 	ErrClosed      = errors.New("broker: closed")
 	ErrNotStarted  = errors.New("broker: not started")
 	ErrUnavailable = errors.New("broker: unavailable")
+	// ErrTooLarge is wrapped by a broker's refusal of a message larger than
+	// its transport carries (a frame limit, a server's max payload).
+	ErrTooLarge = errors.New("broker: message too large")
 )

@@ -436,7 +436,7 @@ func codeOf(err error) int {
 		return protocol.CodeInvalidTopic
 	case errors.Is(err, protocol.ErrTooManyTopics), errors.Is(err, ErrTooManyTopics):
 		return protocol.CodeLimitExceeded
-	case errors.Is(err, ErrMessageTooLarge):
+	case errors.Is(err, ErrMessageTooLarge), errors.Is(err, broker.ErrTooLarge):
 		return protocol.CodeTooLarge
 	case errors.Is(err, ErrInvalidData), errors.Is(err, protocol.ErrMalformed),
 		errors.Is(err, protocol.ErrMissingType), errors.Is(err, protocol.ErrInvalidData):

@@ -102,7 +102,7 @@ func ErrorOf(err error) *Error {
 	case errors.Is(err, protocol.ErrTopicEmpty), errors.Is(err, protocol.ErrTopicTooLong),
 		errors.Is(err, protocol.ErrTopicInvalid), errors.Is(err, protocol.ErrNoTopics):
 		code = CodeInvalidTopic
-	case errors.Is(err, gateway.ErrMessageTooLarge):
+	case errors.Is(err, gateway.ErrMessageTooLarge), errors.Is(err, broker.ErrTooLarge):
 		code = CodeTooLarge
 	case errors.Is(err, gateway.ErrInvalidData), errors.Is(err, protocol.ErrTooManyTopics),
 		errors.Is(err, broker.ErrBadCommand):

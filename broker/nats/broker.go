@@ -62,7 +62,7 @@ import (
 
 // ErrTooLarge is wrapped by Publish when a message with its envelope is
 // larger than the server's max_payload.
-var ErrTooLarge = errors.New("nats: message larger than the server's max_payload")
+var ErrTooLarge = fmt.Errorf("nats: message larger than the server's max_payload: %w", broker.ErrTooLarge)
 
 // closeGrace bounds how long Close waits for its goodbye to be flushed and
 // for the client to finish.

@@ -159,7 +159,7 @@ func TestPayloadLimit(t *testing.T) {
 		t.Fatal("the message of exactly max_payload did not arrive")
 	}
 	err := a.Publish(context.Background(), &broker.Message{Topic: topic, ID: 2, Origin: origin, Data: data(limit - overhead + 1)})
-	if !errors.Is(err, nats.ErrTooLarge) || !strings.Contains(err.Error(), "max_payload") {
+	if !errors.Is(err, nats.ErrTooLarge) || !errors.Is(err, broker.ErrTooLarge) || !strings.Contains(err.Error(), "max_payload") {
 		t.Fatalf("a message one byte over max_payload: %v, want ErrTooLarge naming max_payload", err)
 	}
 	t.Logf("refused: %v", err)

@@ -37,7 +37,7 @@ import (
 
 // ErrTooLarge is wrapped by Publish when a message does not fit a frame of
 // the owner manager's limit.
-var ErrTooLarge = errors.New("tm: message larger than the manager's frame limit")
+var ErrTooLarge = fmt.Errorf("tm: message larger than the manager's frame limit: %w", broker.ErrTooLarge)
 
 // closeGrace bounds how long Close waits for the goodbyes to be written
 // (after what was already queued) before it drops the connections; a

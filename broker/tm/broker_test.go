@@ -478,7 +478,7 @@ func TestTooLarge(t *testing.T) {
 	a := startNode(t, "a", fastConfig(m))
 	big := make([]byte, 64<<10)
 	err := publish(a.b, "a", "t", string(big), 1)
-	if !errors.Is(err, tm.ErrTooLarge) {
+	if !errors.Is(err, tm.ErrTooLarge) || !errors.Is(err, broker.ErrTooLarge) {
 		t.Fatalf("publish over the manager's limit: %v, want ErrTooLarge", err)
 	}
 	if err := publish(a.b, "a", "t", `"small"`, 2); err != nil {
