@@ -517,7 +517,7 @@ func TestStreamLimitAndHistory(t *testing.T) {
 		h = s.hello(t)
 		return nil
 	})
-	if len(h.History) != 5 {
+	if len(h.History) != 5 || h.Keep != 5 {
 		t.Fatalf("%d samples in the history, want 5", len(h.History))
 	}
 	for i := 1; i < len(h.History); i++ {

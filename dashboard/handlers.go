@@ -144,6 +144,7 @@ type Hello struct {
 	CanAct   bool      `json:"canAct"`
 	Open     bool      `json:"open"`
 	Interval int64     `json:"interval"` // milliseconds
+	Keep     int       `json:"keep"`     // samples the charts keep (Config.History)
 	History  []Sample  `json:"history"`
 	Snapshot *Snapshot `json:"snapshot"`
 }
@@ -190,6 +191,7 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 		CanAct:   d.access(r) == accessFull,
 		Open:     d.cfg.Open || d.cfg.Insecure,
 		Interval: d.cfg.Interval.Milliseconds(),
+		Keep:     d.cfg.History,
 		History:  d.history(),
 		Snapshot: d.lastSnapshot(),
 	}

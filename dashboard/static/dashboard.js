@@ -82,6 +82,7 @@ function connect() {
     state.self = h.self;
     state.canAct = h.canAct;
     state.interval = h.interval || 1000;
+    state.historyMax = h.keep || 600;
     state.samples = h.history || [];
     renderAccess(h);
     if (h.snapshot) onSnapshot(h.snapshot, false);
@@ -128,7 +129,6 @@ function onSnapshot(s, isNew) {
   if (isNew && s.sample) {
     const last = state.samples[state.samples.length - 1];
     if (!last || last.t < s.sample.t) state.samples.push(s.sample);
-    state.historyMax = Math.max(state.historyMax, 600);
     if (state.samples.length > state.historyMax) state.samples.splice(0, state.samples.length - state.historyMax);
   }
   renderNodes(s);
