@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -129,6 +130,29 @@ type Config struct {
 	NodeInfoInterval time.Duration
 	// Version is reported in the node's description (NodeInfo.Version).
 	Version string
+	// Authenticator, if set, checks every Gateway.Upgrade (HTTP 401 without
+	// valid credentials) and gives the connection BuildTower makes of it its
+	// UserId, topic grants and expiry (see Identity). Connections upgraded
+	// by other means are not checked. Default: none, every client is
+	// accepted. Package auth implements it for JWTs.
+	Authenticator Authenticator
+
+	// MaxConnections bounds the connections of this node; Upgrade answers
+	// 503 above it. Default 0: no limit.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the connections from one client IP
+	// address; Upgrade answers 429 above it. Default 0: no limit (clients
+	// behind one NAT or proxy share an address).
+	MaxConnectionsPerIP int
+	// PublishRate is the sustained client frames per second one connection
+	// may hand to the ReadHandler (publishes), with bursts of PublishBurst;
+	// above it the frame is dropped, counted (Stats.RateLimited) and
+	// answered with a v2 error 429. Default 0: no limit.
+	PublishRate float64
+	// PublishBurst is the token bucket's size (default: PublishRate rounded
+	// up, at least 1).
+	PublishBurst int
+
 	// Observer, if set, receives the timings of the publish path (fan-out
 	// and broker publish) for metrics. Default: none.
 	Observer Observer
@@ -158,6 +182,16 @@ func (c *Config) Validate() error {
 		if n < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))
 		}
+	}
+	for name, n := range map[string]int{
+		"MaxConnections": c.MaxConnections, "MaxConnectionsPerIP": c.MaxConnectionsPerIP, "PublishBurst": c.PublishBurst,
+	} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", name))
+		}
+	}
+	if c.PublishRate < 0 {
+		errs = append(errs, fmt.Errorf("PublishRate must not be negative"))
 	}
 	if c.NodeInfoInterval < -1 {
 		errs = append(errs, fmt.Errorf("NodeInfoInterval must be -1 (off), 0 (default) or positive"))
@@ -214,6 +248,9 @@ func (c Config) withDefaults() Config {
 	defInt(&c.InboundQueue, DefaultInboundQueue)
 	defInt(&c.OutboundQueue, DefaultOutboundQueue)
 	defInt(&c.OutboundQueueBytes, DefaultOutboundQueueBytes)
+	if c.PublishRate > 0 && c.PublishBurst == 0 {
+		c.PublishBurst = max(1, int(math.Ceil(c.PublishRate)))
+	}
 	if c.SlowConsumer == "" {
 		c.SlowConsumer = SlowConsumerDrop
 	}

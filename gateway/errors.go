@@ -14,4 +14,7 @@ var (
 	ErrQueueFull        = errors.New("gateway: outbound queue is full")
 	ErrNilConn          = errors.New("gateway: websocket connection is nil")
 	ErrOriginNotAllowed = errors.New("gateway: origin not allowed")
+	ErrUnauthorized     = errors.New("gateway: unauthorized")
+	ErrTooManyConns     = errors.New("gateway: connection limit reached")
+	ErrTooManyConnsIP   = errors.New("gateway: connection limit per IP address reached")
 )

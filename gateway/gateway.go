@@ -37,6 +37,7 @@ type Gateway struct {
 
 	mu     sync.Mutex
 	towers map[*FireTower]struct{}
+	perIP  map[string]int // running towers per client IP (Config.MaxConnectionsPerIP)
 	// listeners are the backend subscribers (listener.go); Shutdown closes them.
 	listeners map[*Listener]struct{}
 	draining  bool
@@ -53,6 +54,7 @@ type Gateway struct {
 	announceStop chan struct{} // closed by Shutdown; nil when the broadcast is off
 	announceDone chan struct{}
 	stopOnce     sync.Once
+	idents       identities // Upgrade -> BuildTower (auth.go)
 }
 
 // countWarnEvery spaces the log lines about failed cluster counts.
@@ -76,6 +78,7 @@ func New(cfg Config) (*Gateway, error) {
 		broker: cfg.Broker,
 		ids:    newIDGenerator(cfg.ClusterID),
 		towers: make(map[*FireTower]struct{}),
+		perIP:  make(map[string]int),
 	}
 	g.hub = hub.New(g.broker.SetInterest)
 	g.started = time.Now()
@@ -254,6 +257,7 @@ func (g *Gateway) register(t *FireTower) error {
 		return ErrDraining
 	}
 	g.towers[t] = struct{}{}
+	g.perIP[t.ip]++
 	g.wg.Add(1)
 	g.stats.connections.Add(1)
 	g.stats.connectsTotal.Add(1)
@@ -263,6 +267,9 @@ func (g *Gateway) register(t *FireTower) error {
 func (g *Gateway) unregister(t *FireTower) {
 	g.mu.Lock()
 	delete(g.towers, t)
+	if g.perIP[t.ip]--; g.perIP[t.ip] <= 0 {
+		delete(g.perIP, t.ip)
+	}
 	g.mu.Unlock()
 	g.stats.connections.Add(-1)
 	g.stats.disconnectsTotal.Add(1)

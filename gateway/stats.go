@@ -21,6 +21,12 @@ type Stats struct {
 	ReadTimeouts     int64 `json:"readTimeouts"`    // ReadTimeoutHandler events (inbound queue full)
 	ProtocolErrors   int64 `json:"protocolErrors"`  // malformed or refused client frames
 	Panics           int64 `json:"panics"`          // recovered panics
+	AuthFailures     int64 `json:"authFailures"`    // upgrades refused with 401
+	Forbidden        int64 `json:"forbidden"`       // subscribes and publishes outside the grants
+	TokenExpired     int64 `json:"tokenExpired"`    // connections closed with 4403
+	ConnLimited      int64 `json:"connLimited"`     // upgrades refused by MaxConnections (503)
+	IPLimited        int64 `json:"ipLimited"`       // upgrades refused by MaxConnectionsPerIP (429)
+	RateLimited      int64 `json:"rateLimited"`     // client frames dropped by PublishRate
 }
 
 // counters are the live, atomically updated figures behind Stats.
@@ -30,6 +36,8 @@ type counters struct {
 	published, remoteIn, publishErrors           atomic.Int64
 	dropped, slowDisconnects, readTimeouts       atomic.Int64
 	protocolErrors, panics                       atomic.Int64
+	authFailures, forbidden, tokenExpired        atomic.Int64
+	connLimited, ipLimited, rateLimited          atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -49,5 +57,11 @@ func (c *counters) snapshot() Stats {
 		ReadTimeouts:     c.readTimeouts.Load(),
 		ProtocolErrors:   c.protocolErrors.Load(),
 		Panics:           c.panics.Load(),
+		AuthFailures:     c.authFailures.Load(),
+		Forbidden:        c.forbidden.Load(),
+		TokenExpired:     c.tokenExpired.Load(),
+		ConnLimited:      c.connLimited.Load(),
+		IPLimited:        c.ipLimited.Load(),
+		RateLimited:      c.rateLimited.Load(),
 	}
 }

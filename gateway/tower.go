@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // FireTower is one client connection ("beacon tower"). Build it with
@@ -39,6 +41,9 @@ type FireTower struct {
 	version    protocol.Version
 	startTime  time.Time
 	remoteAddr string
+	ip         string        // host of remoteAddr, for MaxConnectionsPerIP
+	auth       *Identity     // from Config.Authenticator; nil: no grants are checked
+	limiter    *rate.Limiter // Config.PublishRate; nil: no limit. Only Run's goroutine uses it
 
 	onConnectHandler       func() bool
 	onOfflineHandler       func()
@@ -93,6 +98,14 @@ func (g *Gateway) BuildTower(ws *websocket.Conn, clientID string) *FireTower {
 	}
 	if ws.Subprotocol() == protocol.SubprotocolV2 {
 		t.version = protocol.V2
+	}
+	t.ip = hostOf(t.remoteAddr)
+	if id := g.idents.take(ws); id != nil {
+		t.auth = id
+		t.UserId = id.UserID
+	}
+	if g.cfg.PublishRate > 0 {
+		t.limiter = rate.NewLimiter(rate.Limit(g.cfg.PublishRate), g.cfg.PublishBurst)
 	}
 	t.out.init(t)
 	ws.SetReadLimit(g.cfg.ReadLimit)
@@ -174,6 +187,10 @@ func (t *FireTower) Run() {
 
 	go t.writeLoop()
 	go t.readLoop()
+	if t.auth != nil && !t.auth.Expires.IsZero() {
+		expire := time.AfterFunc(time.Until(t.auth.Expires), t.expire)
+		defer expire.Stop()
+	}
 
 	if t.onConnectHandler != nil {
 		if !t.call("OnConnectHandler", func() bool { return t.onConnectHandler() }) {
@@ -191,6 +208,21 @@ func (t *FireTower) Run() {
 	}
 	t.finish()
 	<-t.writerDone
+}
+
+// expire closes a connection whose credentials ran out.
+func (t *FireTower) expire() {
+	if !t.isClosing() {
+		t.gw.stats.tokenExpired.Add(1)
+	}
+	t.closeWith(protocol.CloseTokenExpired, "token expired", true)
+}
+
+// forbid counts and answers a frame outside the connection's grants; v1
+// clients get no reply.
+func (t *FireTower) forbid(fire *FireInfo, msg string) {
+	t.gw.stats.forbidden.Add(1)
+	t.replyError(fire, protocol.CodeForbidden, msg)
 }
 
 // finish removes every subscription and runs the end-of-connection handlers.
@@ -230,6 +262,15 @@ func (t *FireTower) dispatch(fire *FireInfo) {
 		t.dispatchSubscription(fire, frame.Kind(t.version))
 		return
 	}
+	if t.auth != nil && !Granted(t.auth.Publish, fire.Message.Topic) {
+		t.forbid(fire, "publish on "+strconv.Quote(fire.Message.Topic)+" not granted")
+		return
+	}
+	if t.limiter != nil && !t.limiter.Allow() {
+		t.gw.stats.rateLimited.Add(1)
+		t.replyError(fire, protocol.CodeLimitExceeded, "publish rate limit exceeded: message dropped")
+		return
+	}
 	if t.readHandler == nil {
 		t.replyError(fire, protocol.CodeForbidden, "this server does not accept client messages")
 		return
@@ -254,6 +295,14 @@ func (t *FireTower) dispatchSubscription(fire *FireInfo, kind protocol.Kind) {
 		}
 		t.replyAck(fire)
 		return
+	}
+	if t.auth != nil {
+		for _, topic := range topics {
+			if !Granted(t.auth.Subscribe, topic) {
+				t.forbid(fire, "subscription to "+strconv.Quote(topic)+" not granted")
+				return
+			}
+		}
 	}
 	if t.beforeSubscribeHandler != nil &&
 		!t.call("BeforeSubscribeHandler", func() bool { return t.beforeSubscribeHandler(fire.Context, topics) }) {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,8 +15,11 @@ import (
 // Upgrade checks the request's Origin against the allow-list, negotiates the
 // protocol (the "firetower.v2" subprotocol, or v1) and upgrades it to a
 // websocket for BuildTower. On failure it has already answered the request
-// (403 for a foreign origin, 503 while draining, 400 for a bad handshake)
-// and returns the error.
+// (403 for a foreign origin, 503 while draining or above MaxConnections,
+// 429 above MaxConnectionsPerIP, 401 when Config.Authenticator refuses the
+// request, 400 for a bad handshake) and returns the error. With
+// Config.Authenticator the connection's Identity is kept for BuildTower (and
+// dropped when the connection is garbage collected if no tower is built).
 func (g *Gateway) Upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
 	g.mu.Lock()
 	draining, closed := g.draining, g.closed
@@ -29,7 +34,64 @@ func (g *Gateway) Upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Co
 		http.Error(w, "firetower: origin not allowed", http.StatusForbidden)
 		return nil, ErrOriginNotAllowed
 	}
-	return g.upgrader().Upgrade(w, r, nil)
+	if err := g.checkConnLimits(w, r); err != nil {
+		return nil, err
+	}
+	var id *Identity
+	if g.cfg.Authenticator != nil {
+		var err error
+		if id, err = g.cfg.Authenticator.Authenticate(r); err != nil || id == nil {
+			g.stats.authFailures.Add(1)
+			msg := "no identity"
+			if err != nil {
+				msg = err.Error()
+			}
+			g.log.Info("websocket upgrade unauthorized", "remote", r.RemoteAddr, "err", msg)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="firetower"`)
+			http.Error(w, "firetower: unauthorized: "+msg, http.StatusUnauthorized)
+			return nil, fmt.Errorf("%w: %s", ErrUnauthorized, msg)
+		}
+	}
+	ws, err := g.upgrader().Upgrade(w, r, nil)
+	if err == nil && id != nil {
+		g.idents.put(ws, id)
+	}
+	return ws, err
+}
+
+// checkConnLimits answers 503 above MaxConnections and 429 above
+// MaxConnectionsPerIP. The limits are checked against the running towers:
+// upgrades racing each other may pass them by the few not yet running.
+func (g *Gateway) checkConnLimits(w http.ResponseWriter, r *http.Request) error {
+	if g.cfg.MaxConnections == 0 && g.cfg.MaxConnectionsPerIP == 0 {
+		return nil
+	}
+	ip := hostOf(r.RemoteAddr)
+	g.mu.Lock()
+	total, perIP := len(g.towers), g.perIP[ip]
+	g.mu.Unlock()
+	if g.cfg.MaxConnections > 0 && total >= g.cfg.MaxConnections {
+		g.stats.connLimited.Add(1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "firetower: node connection limit reached, connect to another node", http.StatusServiceUnavailable)
+		return ErrTooManyConns
+	}
+	if g.cfg.MaxConnectionsPerIP > 0 && perIP >= g.cfg.MaxConnectionsPerIP {
+		g.stats.ipLimited.Add(1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "firetower: too many connections from this address", http.StatusTooManyRequests)
+		return ErrTooManyConnsIP
+	}
+	return nil
+}
+
+// hostOf returns the host part of a "host:port" address (the address
+// itself if it has no port).
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 var writeBufferPool sync.Pool // gorilla writes only the rare error close frames itself

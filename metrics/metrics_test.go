@@ -189,6 +189,9 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		"firetower_read_timeouts_total":             dto.MetricType_COUNTER,
 		"firetower_protocol_errors_total":           dto.MetricType_COUNTER,
 		"firetower_panics_total":                    dto.MetricType_COUNTER,
+		"firetower_connections_refused_total":       dto.MetricType_COUNTER,
+		"firetower_forbidden_total":                 dto.MetricType_COUNTER,
+		"firetower_token_expired_total":             dto.MetricType_COUNTER,
 		"firetower_ready":                           dto.MetricType_GAUGE,
 		"firetower_draining":                        dto.MetricType_GAUGE,
 		"firetower_broker_ready":                    dto.MetricType_GAUGE,
@@ -207,8 +210,11 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 			t.Errorf("%s is a %v, want %v", name, f.GetType(), typ)
 		}
 	}
-	for _, reason := range []string{"slow_consumer", "read_timeout"} {
+	for _, reason := range []string{"slow_consumer", "read_timeout", "rate_limit"} {
 		mustValue(t, before, "firetower_dropped_total", "reason="+reason)
+	}
+	for _, reason := range []string{"auth", "node_limit", "ip_limit"} {
+		mustValue(t, before, "firetower_connections_refused_total", "reason="+reason)
 	}
 	if v := mustValue(t, before, "firetower_node_info", "node=gw-m", "version=v9", "broker=memory"); v != 1 {
 		t.Errorf("node_info = %v", v)

@@ -29,6 +29,7 @@ const (
 	CloseInternal       = 1011 // a recovered panic or an internal failure
 	CloseSlowConsumer   = 4008 // the outbound queue overflowed for too long
 	CloseNoPong         = 4009 // no frame from the client within the liveness window
+	CloseTokenExpired   = 4403 // the connection's token expired: reconnect with a new token
 	CloseKicked         = 4501 // disconnected by a kick-out command (Gateway.DisconnectClient / DisconnectUser)
 	CloseRejected       = 4503 // the application's OnConnect or Read handler refused the client
 )

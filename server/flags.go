@@ -89,6 +89,16 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 	fs.BoolVar(&o.Server.DashboardOpen, "dashboard-open", false, "let anyone see /dashboard without the API key (connection lookup and disconnect still need it)")
 	fs.BoolVar(&o.Server.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/, behind the API key")
 	fs.DurationVar(&gw.NodeInfoInterval, "node-info-interval", gateway.DefaultNodeInfoInterval, "how often this node describes itself to the cluster view (negative: never)")
+	var jwtSecret string
+	fs.StringVar(&jwtSecret, "jwt-secret", "", "require an HS256 JWT signed with this secret on every websocket (prefer FIRETOWER_JWT_SECRET: flags show in ps)")
+	fs.StringVar(&o.Server.JWT.KeyFile, "jwt-key", "", "require an RS256/ES256 JWT verified with this PEM public key or JWKS file on every websocket")
+	fs.StringVar(&o.Server.JWT.Audience, "jwt-audience", "", "required \"aud\" of the websocket tokens")
+	fs.StringVar(&o.Server.JWT.Issuer, "jwt-issuer", "", "required \"iss\" of the websocket tokens")
+	fs.DurationVar(&o.Server.JWT.Leeway, "jwt-leeway", 30*time.Second, "clock skew allowed on the tokens' exp and nbf")
+	fs.IntVar(&gw.MaxConnections, "max-connections", 0, "websocket connections on this node, 503 above (0: no limit)")
+	fs.IntVar(&gw.MaxConnectionsPerIP, "max-connections-per-ip", 0, "websocket connections from one IP address, 429 above (0: no limit)")
+	fs.Float64Var(&gw.PublishRate, "publish-rate", 0, "client publishes per second per connection, dropped above (v2 error 429; 0: no limit)")
+	fs.IntVar(&gw.PublishBurst, "publish-burst", 0, "burst of client publishes above --publish-rate (0: the rate rounded up)")
 	fs.TextVar(&o.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "text or json")
 
@@ -98,6 +108,13 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 	}
 	o.Ignored = ignored
 	o.Server.QuietCounts = !announce
+	o.Server.JWT.Secret = []byte(jwtSecret)
+	if jwtSecret != "" && o.Server.JWT.KeyFile != "" {
+		return nil, fmt.Errorf("%s: give --jwt-secret or --jwt-key, not both", name)
+	}
+	if o.Server.JWT.Leeway == 0 {
+		o.Server.JWT.Leeway = -1 // auth's "no leeway"; 0 there means the default
+	}
 	if gw.NodeInfoInterval < 0 {
 		gw.NodeInfoInterval = -1 // the gateway's "off"
 	}

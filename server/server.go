@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/firetower-go/firetower/auth"
 	"github.com/firetower-go/firetower/gateway"
 	"github.com/firetower-go/firetower/web"
 )
@@ -70,6 +71,10 @@ type Config struct {
 	// connection with 401. The push API finds connections by these ids.
 	// `firetower serve` sets none: it authenticates no user.
 	Identify func(r *http.Request) (clientID, userID string, err error)
+	// JWT, when its Secret or KeyFile is set, requires a valid token on
+	// every websocket upgrade (package auth) unless Gateway.Authenticator is
+	// already set. Without them clients are not authenticated.
+	JWT auth.Config
 	// Gateway configures the gateway; its Logger is also the server's.
 	Gateway gateway.Config
 }
@@ -135,6 +140,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		cfg.Gateway.Broker = b
+	}
+	if cfg.Gateway.Authenticator == nil && (len(cfg.JWT.Secret) > 0 || cfg.JWT.KeyFile != "") {
+		v, err := auth.New(cfg.JWT)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		cfg.Gateway.Authenticator = v
 	}
 	metrics := newMetrics(&cfg)
 	gw, err := gateway.New(cfg.Gateway)
@@ -274,7 +286,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		clientID = strconv.FormatUint(s.gw.NewID(), 10)
 	}
 	tower := s.gw.BuildTower(ws, clientID)
-	tower.UserId = userID
+	if userID != "" {
+		tower.UserId = userID
+	}
 	tower.SetReadHandler(func(fire *gateway.FireInfo) bool {
 		_ = tower.Publish(fire) // a failure is logged, counted and answered (v2) by the gateway
 		return true
