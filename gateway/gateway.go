@@ -42,6 +42,10 @@ type Gateway struct {
 	listeners map[*Listener]struct{}
 	draining  bool
 	closed    bool
+	// drainStop and drainDone belong to the goroutine Drain starts (nil
+	// when none runs): Shutdown closes drainStop and waits for drainDone.
+	drainStop chan struct{}
+	drainDone chan struct{}
 	wg        sync.WaitGroup // one per running tower
 
 	countWarned atomic.Int64   // UnixNano of the last count-failure log line
@@ -276,12 +280,89 @@ func (g *Gateway) unregister(t *FireTower) {
 	g.wg.Done()
 }
 
+// Drain puts the gateway in drain, as the first phase of Shutdown does, and
+// returns at once: Upgrade refuses new connections with 503, Ready reports
+// ErrDraining, the cluster view is told, and a goroutine closes the open
+// connections with 1001 (going away) spread evenly over window so that they
+// reconnect to other nodes. Everything else keeps working (Publish, the push
+// commands, listeners, the broker) until Shutdown or Close, which stop the
+// spreading and close what is left over their own window. Draining an
+// already draining gateway does nothing; a closed one returns
+// ErrGatewayClosed.
+func (g *Gateway) Drain(window time.Duration) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return ErrGatewayClosed
+	}
+	if g.draining {
+		g.mu.Unlock()
+		return nil
+	}
+	g.draining = true
+	towers := g.towerList()
+	stop, done := make(chan struct{}), make(chan struct{})
+	g.drainStop, g.drainDone = stop, done
+	g.mu.Unlock()
+	g.log.Info("draining", "connections", len(towers), "window", window)
+	if g.announceStop != nil {
+		g.announce()
+	}
+	go func() {
+		defer close(done)
+		closeSpread(towers, window, stop, false)
+	}()
+	return nil
+}
+
+// towerList returns the running towers not closing yet (after Drain,
+// Shutdown spreads only those); g.mu is held.
+func (g *Gateway) towerList() []*FireTower {
+	towers := make([]*FireTower, 0, len(g.towers))
+	for t := range g.towers {
+		select {
+		case <-t.closing:
+		default:
+			towers = append(towers, t)
+		}
+	}
+	return towers
+}
+
+// closeSpread closes towers with 1001, evenly spaced over window. If stop
+// closes first it returns false, after closing the rest at once if
+// closeRest is set.
+func closeSpread(towers []*FireTower, window time.Duration, stop <-chan struct{}, closeRest bool) bool {
+	step := time.Duration(0)
+	if len(towers) > 1 {
+		step = window / time.Duration(len(towers))
+	}
+	ok, start := true, time.Now()
+	for i, t := range towers {
+		if i > 0 && step > 0 {
+			// Against the start, so that timer lateness does not add up.
+			timer := time.NewTimer(time.Until(start.Add(time.Duration(i) * step)))
+			select {
+			case <-timer.C:
+			case <-stop:
+				timer.Stop()
+				if !closeRest {
+					return false
+				}
+				ok, step = false, 0
+			}
+		}
+		t.closeWith(protocol.CloseGoingAway, "server shutting down", true)
+	}
+	return ok
+}
+
 // Shutdown drains the gateway: Upgrade refuses new connections with 503,
 // open connections are closed with 1001 (going away) spread evenly over
 // drain, so that clients do not all reconnect in the same instant; then it
 // waits for every connection to finish and closes the broker. It returns
 // ctx's error if ctx ends first (connections still open are then closed at
-// once).
+// once). After Drain, the connections still open are spread over drain.
 func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	g.mu.Lock()
 	if g.closed {
@@ -290,30 +371,25 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	}
 	first := !g.draining
 	g.draining = true
-	towers := make([]*FireTower, 0, len(g.towers))
-	for t := range g.towers {
-		towers = append(towers, t)
+	drainStop, drainDone := g.drainStop, g.drainDone
+	g.drainStop = nil
+	g.mu.Unlock()
+	if drainStop != nil {
+		close(drainStop) // the towers Drain has not closed yet are closed below
 	}
+	if drainDone != nil {
+		<-drainDone
+	}
+	g.mu.Lock()
+	towers := g.towerList()
 	g.mu.Unlock()
 	if first && g.announceStop != nil {
 		g.announce() // tell the cluster view that this node is draining
 	}
 
 	var err error
-	step := time.Duration(0)
-	if len(towers) > 1 {
-		step = drain / time.Duration(len(towers))
-	}
-	for i, t := range towers {
-		if i > 0 && step > 0 {
-			select {
-			case <-time.After(step):
-			case <-ctx.Done():
-				err = ctx.Err()
-				step = 0
-			}
-		}
-		t.closeWith(protocol.CloseGoingAway, "server shutting down", true)
+	if !closeSpread(towers, drain, ctx.Done(), true) {
+		err = ctx.Err()
 	}
 
 	done := make(chan struct{})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Route is one endpoint of the HTTP API; docs/openapi.yaml describes each.
@@ -71,6 +72,12 @@ type RemoveUserRequest struct {
 // TopicRequest is the body of POST /api/close-topic.
 type TopicRequest struct {
 	Topic string `json:"topic"`
+}
+
+// DrainRequest is the optional body of POST /api/drain.
+type DrainRequest struct {
+	// Window is a Go duration ("2s", "500ms"); empty for the default.
+	Window string `json:"window"`
 }
 
 // ErrorBody is the body of every error response.
@@ -159,6 +166,22 @@ var routes = []route{
 	}},
 	{Route{http.MethodGet, "/api/info"}, func(s *Service, _ http.ResponseWriter, _ *http.Request) (any, error) {
 		return s.Info(), nil
+	}},
+	{Route{http.MethodPost, "/api/drain"}, func(s *Service, w http.ResponseWriter, r *http.Request) (any, error) {
+		var req DrainRequest
+		if r.ContentLength != 0 { // the body is optional
+			if err := s.decode(w, r, &req); err != nil {
+				return nil, err
+			}
+		}
+		var window time.Duration
+		if req.Window != "" {
+			var err error
+			if window, err = time.ParseDuration(req.Window); err != nil || window <= 0 {
+				return nil, errorf(CodeBadRequest, "window %q is not a positive duration such as \"2s\"", req.Window)
+			}
+		}
+		return s.Drain(r.Context(), window)
 	}},
 	{Route{http.MethodGet, "/api/nodes"}, func(s *Service, _ http.ResponseWriter, _ *http.Request) (any, error) {
 		return s.Nodes(), nil

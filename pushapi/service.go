@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/firetower-go/firetower/gateway"
 	"github.com/firetower-go/firetower/protocol"
@@ -27,6 +28,11 @@ const (
 	// DefaultMaxBroadcastTopics bounds the topics of one broadcast, as
 	// protocol.MaxTopicsPerFrame bounds one client subscription.
 	DefaultMaxBroadcastTopics = protocol.MaxTopicsPerFrame
+	// DefaultDrainWindow is the window of a Drain that names none, the
+	// default --drain-window of SIGTERM.
+	DefaultDrainWindow = 5 * time.Second
+	// MaxDrainWindow bounds the window a Drain may ask for.
+	MaxDrainWindow = time.Hour
 )
 
 // Config configures a Service. The zero value means the documented
@@ -43,6 +49,9 @@ type Config struct {
 	// (default gateway.DefaultListenerQueue); past it messages are dropped
 	// and counted.
 	SubscribeQueue int
+	// DrainWindow spreads the client closes of a Drain that names no
+	// window (default DefaultDrainWindow).
+	DrainWindow time.Duration
 	// Logger receives the API's logs (default: slog.Default()).
 	Logger *slog.Logger
 }
@@ -75,6 +84,9 @@ func New(gw *gateway.Gateway, cfg Config) *Service {
 	}
 	if cfg.SubscribeQueue <= 0 {
 		cfg.SubscribeQueue = gateway.DefaultListenerQueue
+	}
+	if cfg.DrainWindow <= 0 {
+		cfg.DrainWindow = DefaultDrainWindow
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -358,6 +370,26 @@ func (h *topicHeap) Pop() any {
 
 // Info describes this node.
 func (s *Service) Info() gateway.NodeInfo { return s.gw.Info() }
+
+// Drain puts this node in drain, as the first phase of SIGTERM does
+// (gateway.Gateway.Drain): new websocket upgrades get 503 with Retry-After,
+// /readyz answers 503, and the open connections are closed with 1001 spread
+// over window (0: Config.DrainWindow) so that they reconnect to other
+// nodes. The process keeps running: its operator or orchestrator stops it.
+// Draining a draining node changes nothing. It returns the node's Info.
+func (s *Service) Drain(_ context.Context, window time.Duration) (gateway.NodeInfo, error) {
+	switch {
+	case window == 0:
+		window = s.cfg.DrainWindow
+	case window < 0 || window > MaxDrainWindow:
+		return gateway.NodeInfo{}, errorf(CodeBadRequest, "window %v out of range 0..%v", window, MaxDrainWindow)
+	}
+	if err := s.gw.Drain(window); err != nil {
+		return gateway.NodeInfo{}, ErrorOf(err)
+	}
+	s.cfg.Logger.Warn("drain asked through the push API", "window", window)
+	return s.gw.Info(), nil
+}
 
 // Nodes describes every node of the cluster heard from recently.
 func (s *Service) Nodes() Cluster { return Cluster{Nodes: s.gw.Nodes()} }

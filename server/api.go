@@ -87,7 +87,7 @@ func newAPI(cfg *Config, gw *gateway.Gateway, log *slog.Logger) (*apiServer, err
 		}
 		a.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	a.svc = pushapi.New(gw, pushapi.Config{Logger: log})
+	a.svc = pushapi.New(gw, pushapi.Config{Logger: log, DrainWindow: cfg.DrainWindow})
 	a.handler = a.svc.Handler(a.auth)
 	a.http = &http.Server{
 		Handler:           a.handler,

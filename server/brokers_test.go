@@ -84,7 +84,9 @@ func gatewayModeChat(t *testing.T, url string) {
 	expect(t, ca, "a", `{"type":"onSubscribe","data":2}`)
 	send(t, ca, publishChat)
 	expect(t, ca, "a", chatData)
-	expect(t, cb, "b", chatData)
+	// a's stale count may also come after b's own announcement of 2: b
+	// delivers its own publishes locally at once.
+	expectSkipping(t, cb, "b", chatData, `{"type":"onSubscribe","data":1}`)
 	send(t, cb, publishChat)
 	expect(t, ca, "a", chatData)
 	expect(t, cb, "b", chatData)

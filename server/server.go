@@ -33,6 +33,11 @@ type Config struct {
 	DrainWindow time.Duration
 	// ShutdownTimeout bounds the whole shutdown (default DrainWindow + 10 s).
 	ShutdownTimeout time.Duration
+	// ReadHeaderTimeout bounds the time a client of Addr has to send its
+	// request headers, the websocket upgrade included (default
+	// DefaultReadHeaderTimeout): a connection that sends nothing or half
+	// its headers (slowloris) is closed then.
+	ReadHeaderTimeout time.Duration
 	// Broker says how this node shares topics with others: "" for the
 	// embedded in-process broker (a single node),
 	// "tm://host:port[,host:port...]" for topic managers (see broker/tm),
@@ -85,9 +90,14 @@ const DefaultAddr = "0.0.0.0:9999"
 // DefaultDrainWindow spreads client closes on shutdown.
 const DefaultDrainWindow = 5 * time.Second
 
+// DefaultReadHeaderTimeout is the default Config.ReadHeaderTimeout: ample
+// for a slow mobile link, short enough that half-open connections do not
+// pile up.
+const DefaultReadHeaderTimeout = 10 * time.Second
+
 // Validate reports nonsensical settings.
 func (c *Config) Validate() error {
-	if c.DrainWindow < 0 || c.ShutdownTimeout < 0 {
+	if c.DrainWindow < 0 || c.ShutdownTimeout < 0 || c.ReadHeaderTimeout < 0 {
 		return errors.New("server: durations must not be negative")
 	}
 	if c.Addr != "" {
@@ -128,6 +138,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = cfg.DrainWindow + 10*time.Second
 	}
+	if cfg.ReadHeaderTimeout == 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
 	if cfg.Gateway.Logger == nil {
 		cfg.Gateway.Logger = slog.Default()
 	}
@@ -167,7 +180,7 @@ func New(cfg Config) (*Server, error) {
 	s.http = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
