@@ -20,6 +20,7 @@ import (
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/dashboard"
 	"github.com/firetower-go/firetower/gateway"
+	"github.com/firetower-go/firetower/internal/wait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -146,17 +147,7 @@ func decode[T any](t *testing.T, resp *http.Response) T {
 
 func checkFor(t *testing.T, total time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, total, 20*time.Millisecond, fn)
 }
 
 // stream is an open /dashboard/events stream.

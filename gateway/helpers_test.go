@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/firetower-go/firetower/gateway"
+	"github.com/firetower-go/firetower/internal/wait"
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -100,17 +101,7 @@ func next(t testing.TB, c *websocket.Conn) string {
 // checkFor polls fn until it returns nil or total elapses.
 func checkFor(t testing.TB, total, interval time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(interval)
-	}
+	wait.For(t, total, interval, fn)
 }
 
 // quietConfig is a Config for tests: callbacks that panic do not fill the

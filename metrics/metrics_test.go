@@ -20,6 +20,7 @@ import (
 
 	"github.com/firetower-go/firetower/broker/tm"
 	"github.com/firetower-go/firetower/gateway"
+	"github.com/firetower-go/firetower/internal/wait"
 	"github.com/firetower-go/firetower/metrics"
 	"github.com/firetower-go/firetower/topicmgr"
 )
@@ -153,17 +154,7 @@ func mustValue(t *testing.T, fams map[string]*dto.MetricFamily, name string, lab
 // checkFor polls fn until it returns nil or total elapses.
 func checkFor(t *testing.T, total time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, total, 20*time.Millisecond, fn)
 }
 
 // Every metric is there with its type, and the counters move when

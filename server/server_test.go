@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firetower-go/firetower/internal/wait"
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/firetower-go/firetower/server"
 	"github.com/firetower-go/firetower/web"
@@ -148,17 +149,7 @@ func closeClient(t *testing.T, c *websocket.Conn) {
 // checkFor polls fn every interval until it returns nil or total elapses.
 func checkFor(t *testing.T, total, interval time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(interval)
-	}
+	wait.For(t, total, interval, fn)
 }
 
 func waitSubscribers(t *testing.T, ts *testServer, topic string, n int64) {

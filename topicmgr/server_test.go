@@ -16,6 +16,7 @@ import (
 
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/internal/cluster"
+	"github.com/firetower-go/firetower/internal/wait"
 	"github.com/firetower-go/firetower/topicmgr"
 	"go.uber.org/goleak"
 )
@@ -192,17 +193,7 @@ func (c *client) count(topic string) int64 {
 
 func checkFor(t *testing.T, total time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", total, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, total, 5*time.Millisecond, fn)
 }
 
 // waitCount waits until the manager's total for topic is n.

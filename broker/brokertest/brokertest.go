@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/firetower-go/firetower/broker"
+	"github.com/firetower-go/firetower/internal/wait"
 )
 
 // Factory builds a new, empty cluster for one subtest and returns the
@@ -95,24 +96,7 @@ const probeBit = uint64(1) << 63
 // called from the test's goroutine.
 func CheckFor(t testing.TB, total, interval time.Duration, fn func() error) {
 	t.Helper()
-	if err := pollFor(total, interval, fn); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// pollFor is CheckFor returning the failure instead of ending the test.
-func pollFor(total, interval time.Duration, fn func() error) error {
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		if !time.Now().Before(deadline) {
-			return fmt.Errorf("not within %v: %w", total, err)
-		}
-		time.Sleep(interval)
-	}
+	wait.For(t, total, interval, fn)
 }
 
 // Run runs the conformance suite against the brokers f builds: one subtest
@@ -334,7 +318,7 @@ func (c *cluster) waitReceived(t *testing.T, n *node, topic string, want int) {
 // awaitReceived is waitReceived returning the failure, for a test that
 // goes on to say which messages are missing.
 func (c *cluster) awaitReceived(n *node, topic string, want int) error {
-	return pollFor(c.opts.DeliveryTimeout, pollInterval, func() error {
+	return wait.Poll(c.opts.DeliveryTimeout, pollInterval, func() error {
 		if got := len(n.rec.received(topic)); got < want {
 			return fmt.Errorf("node %s received %d of %d messages on %q", n.name, got, want, topic)
 		}

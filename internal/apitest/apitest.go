@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/firetower-go/firetower/gateway"
+	"github.com/firetower-go/firetower/internal/wait"
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/firetower-go/firetower/server"
 	"github.com/gorilla/websocket"
@@ -193,17 +194,7 @@ func Subscribe(t testing.TB, s *Server, c *websocket.Conn, v2 bool, topic string
 // its last error after total.
 func CheckFor(t testing.TB, total time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, total, 5*time.Millisecond, fn)
 }
 
 // Request sends an HTTP request to the API with key (none if empty) and a

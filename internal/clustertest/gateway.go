@@ -16,6 +16,7 @@ import (
 
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/gateway"
+	"github.com/firetower-go/firetower/internal/wait"
 	"github.com/firetower-go/firetower/protocol"
 )
 
@@ -23,17 +24,7 @@ import (
 // with fn's last error if that has not happened within total.
 func CheckFor(t testing.TB, total time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", total, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, total, 10*time.Millisecond, fn)
 }
 
 // Gateway is a gateway behind an HTTP server whose /ws publishes what the
