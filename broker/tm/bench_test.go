@@ -13,6 +13,7 @@ import (
 
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/broker/tm"
+	"github.com/firetower-go/firetower/internal/clustertest"
 	"github.com/firetower-go/firetower/topicmgr"
 )
 
@@ -172,31 +173,31 @@ func BenchmarkWebsocketLatency(b *testing.B) {
 	m := startManager(b, topicmgr.Config{})
 	cfg := fastConfig(m)
 	g1, g2 := startGateway(b, "gw-1", cfg), startGateway(b, "gw-2", cfg)
-	from, to := dialWS(b, g1, "from", false), dialWS(b, g2, "to", false)
-	to.send(b, `{"type":"subscribe","topic":"bench","data":""}`)
-	clusterCount(b, "bench", 1, g1)
+	from, to := clustertest.Dial(b, g1, "from", false), clustertest.Dial(b, g2, "to", false)
+	to.Send(b, `{"type":"subscribe","topic":"bench","data":""}`)
+	clustertest.ClusterCount(b, "bench", 1, g1)
 	// Wait for the route, then measure.
 	checkFor(b, 5*time.Second, func() error {
-		from.send(b, `{"type":"publish","topic":"bench","data":0}`)
+		from.Send(b, `{"type":"publish","topic":"bench","data":0}`)
 		select {
-		case <-to.in:
+		case <-to.In:
 			return nil
 		case <-time.After(20 * time.Millisecond):
 			return fmt.Errorf("not routed yet")
 		}
 	})
-	for len(to.in) > 0 {
-		<-to.in
+	for len(to.In) > 0 {
+		<-to.In
 	}
 	samples := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
 		want := strconv.Itoa(i + 1)
 		sent := time.Now()
-		from.send(b, `{"type":"publish","topic":"bench","data":`+want+`}`)
+		from.Send(b, `{"type":"publish","topic":"bench","data":`+want+`}`)
 		for got := ""; got != want; {
 			select {
-			case got = <-to.in:
+			case got = <-to.In:
 			case <-time.After(5 * time.Second):
 				b.Fatal("a message was lost")
 			}
