@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firetower-go/firetower/internal/wait"
 	"github.com/gorilla/websocket"
 )
 
@@ -203,7 +206,8 @@ func TestClusterProcesses(t *testing.T) {
 		return m
 	}
 	m := startManager()
-	env := []string{"FIRETOWER_BROKER=tm://" + tmAddr, "FIRETOWER_DRAIN_WINDOW=100ms"}
+	const apiKey = "cluster-test-key"
+	env := []string{"FIRETOWER_BROKER=tm://" + tmAddr, "FIRETOWER_DRAIN_WINDOW=100ms", "FIRETOWER_API_KEY=" + apiKey}
 	gw1 := spawn(t, bin, "gateway 1", env, "gateway", "--addr", gw1Addr, "--node-id", "gw-1", "--cluster-id", "1")
 	gw2 := spawn(t, bin, "gateway 2", env, "gateway", "--addr", gw2Addr, "--node-id", "gw-2", "--cluster-id", "2")
 	waitHealthy(t, gw1, gw1Addr)
@@ -216,6 +220,11 @@ func TestClusterProcesses(t *testing.T) {
 	var n int
 	c1.send(t, subscribe)
 	c1.await(t, 5*time.Second, "c1's count", onSubscribe(&n))
+	// Gateway 1 registers c1's interest with the manager in the background:
+	// wait until gateway 2 counts it, or c2's announcement may say 1.
+	wait.For(t, 5*time.Second, 20*time.Millisecond, func() error {
+		return wantCount(gw2Addr, apiKey, topic, 1)
+	})
 	c2.send(t, subscribe)
 	c2.await(t, 5*time.Second, "c2's count", onSubscribe(&n))
 	if n != 2 {
@@ -312,4 +321,28 @@ func TestClusterProcesses(t *testing.T) {
 	if gone := time.Since(killedAt); gone < lease/2 {
 		t.Errorf("gateway 2's subscribers left the counts %v after it died, before its %v lease", gone, lease)
 	}
+}
+
+// wantCount asks a gateway's push API for the cluster-wide count of topic.
+func wantCount(addr, key, topic string, want int64) error {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/api/count?topic="+url.QueryEscape(topic), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Count int64 `json:"count"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return fmt.Errorf("count: HTTP %d: %w", resp.StatusCode, err)
+	}
+	if body.Count != want {
+		return fmt.Errorf("gateway %s counts %d subscribers of %q, want %d", addr, body.Count, topic, want)
+	}
+	return nil
 }
