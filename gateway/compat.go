@@ -28,7 +28,8 @@ func Default() *Gateway {
 	defer defaultMu.Unlock()
 	if defaultGateway == nil {
 		// A single in-process node has nobody to describe itself to.
-		g, err := New(Config{ClusterID: ClusterId, NodeInfoInterval: -1})
+		// The goroutine transport: the seed's handlers run on Run's goroutine.
+		g, err := New(Config{ClusterID: ClusterId, NodeInfoInterval: -1, Transport: TransportGoroutine})
 		if err != nil {
 			// Only an out-of-range ClusterId can fail here.
 			panic("firetower: default gateway: " + err.Error())

@@ -153,6 +153,16 @@ type Config struct {
 	// up, at least 1).
 	PublishBurst int
 
+	// Transport is how connections are served once BuildTower has them:
+	// TransportGoroutine (the default) keeps gorilla's connection with a
+	// reader and a writer goroutine each; TransportNetpoll (Linux) takes the
+	// socket away from gorilla to the gateway's epoll pollers, so an idle
+	// connection holds no goroutine and no buffer, and the handlers run on
+	// the pollers (they must not block for long; ReadTimeoutHandler never
+	// fires there). Connections netpoll cannot take (TLS, other systems)
+	// stay on goroutines.
+	Transport Transport
+
 	// Observer, if set, receives the timings of the publish path (fan-out
 	// and broker publish) for metrics. Default: none.
 	Observer Observer
@@ -204,6 +214,11 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("SlowConsumer %q is not %q or %q", c.SlowConsumer, SlowConsumerDrop, SlowConsumerDisconnect))
 	}
+	switch c.Transport {
+	case "", TransportGoroutine, TransportNetpoll:
+	default:
+		errs = append(errs, fmt.Errorf("Transport %q is not %q or %q", c.Transport, TransportGoroutine, TransportNetpoll))
+	}
 	if c.HeartbeatInterval > 0 && c.HeartbeatInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("HeartbeatInterval %v is below 100ms", c.HeartbeatInterval))
 	}
@@ -217,6 +232,19 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// Transport names how a gateway serves its connections (Config.Transport).
+type Transport string
+
+// The transports.
+const (
+	TransportGoroutine Transport = "goroutine"
+	TransportNetpoll   Transport = "netpoll"
+)
+
+// defaultTransport is the Transport of a Config that names none; tests
+// change it to run the whole suite on the other transport.
+var defaultTransport = TransportGoroutine
 
 // withDefaults returns a copy of c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -253,6 +281,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowConsumer == "" {
 		c.SlowConsumer = SlowConsumerDrop
+	}
+	if c.Transport == "" {
+		c.Transport = defaultTransport
+	}
+	if c.Transport == TransportNetpoll && !netpollSupported {
+		c.Transport = TransportGoroutine
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

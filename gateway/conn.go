@@ -28,14 +28,12 @@ type outbound struct {
 	overflowSince time.Time // when the current overflow began; zero if none
 	closeFrame    []byte    // set by closeWith; written after the queue
 	closed        bool      // no more frames are accepted
+	scheduled     bool      // netpoll: the tower is on its poller's list already
 
 	iov net.Buffers // the writer's vectored-write header; only the writer touches it
 }
 
-func (o *outbound) init(t *FireTower) {
-	o.t = t
-	o.wake = make(chan struct{}, 1)
-}
+func (o *outbound) init(t *FireTower) { o.t = t }
 
 // Enqueue implements hub.Subscriber: a fan-out delivery, dropped and counted
 // if the queue is full.
@@ -65,6 +63,7 @@ func (o *outbound) push(frame []byte, control bool) error {
 			o.t.gw.stats.slowDisconnects.Add(1)
 			first = o.closeLocked(protocol.CloseSlowConsumer, "slow consumer", true, true)
 		}
+		wake := o.wakeLocked()
 		o.mu.Unlock()
 		if first {
 			// As in closeWith: the reader and Run stop handing the
@@ -72,20 +71,47 @@ func (o *outbound) push(frame []byte, control bool) error {
 			close(o.t.closing)
 			// A writer blocked on a client that does not read would hold
 			// the connection for the whole WriteTimeout: give the write in
-			// progress only the close grace.
-			_ = o.t.conn.SetWriteDeadline(time.Now().Add(cfg.CloseGrace))
+			// progress only the close grace. (The netpoll transport
+			// counts the grace from the close itself.)
+			if o.t.np == nil {
+				_ = o.t.conn.SetWriteDeadline(time.Now().Add(cfg.CloseGrace))
+			}
 		}
-		o.signal()
+		if wake {
+			o.wakeUp()
+		}
 		return ErrQueueFull
 	}
 	o.queue = append(o.queue, frame)
 	o.bytes += len(frame)
+	wake := o.wakeLocked()
 	o.mu.Unlock()
-	o.signal()
+	if wake {
+		o.wakeUp()
+	}
 	return nil
 }
 
-func (o *outbound) signal() {
+// wakeLocked reports, with o.mu held, whether the writer must be woken
+// once o.mu is released. The netpoll transport puts a tower on its
+// poller's list once until the poller has taken the queue.
+func (o *outbound) wakeLocked() bool {
+	if o.t.np == nil {
+		return true
+	}
+	if o.scheduled {
+		return false
+	}
+	o.scheduled = true
+	return true
+}
+
+// wakeUp wakes the writer: the tower's writer goroutine, or its poller.
+func (o *outbound) wakeUp() {
+	if o.t.np != nil {
+		o.t.np.p.schedule(o.t)
+		return
+	}
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -116,16 +142,24 @@ func (o *outbound) closeLocked(code int, reason string, sendFrame, discard bool)
 func (t *FireTower) closeWith(code int, reason string, sendFrame bool) {
 	t.out.mu.Lock()
 	first := t.out.closeLocked(code, reason, sendFrame, false)
+	wake := first && t.out.wakeLocked()
 	t.out.mu.Unlock()
 	if first {
 		close(t.closing)
-		t.out.signal()
+	}
+	if wake {
+		t.out.wakeUp()
 	}
 }
 
 // abort drops the TCP connection at once (Shutdown past its deadline).
 func (t *FireTower) abort() {
 	t.closeWith(protocol.CloseGoingAway, "", false)
+	if t.np != nil {
+		t.np.abort.Store(true)
+		t.np.p.schedule(t)
+		return
+	}
 	_ = t.conn.Close()
 }
 

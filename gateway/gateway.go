@@ -59,6 +59,10 @@ type Gateway struct {
 	announceDone chan struct{}
 	stopOnce     sync.Once
 	idents       identities // Upgrade -> BuildTower (auth.go)
+
+	pollMu      sync.Mutex
+	pollers     []*poller // the netpoll transport's epoll loops (netpoll_linux.go)
+	pollStopped bool
 }
 
 // countWarnEvery spaces the log lines about failed cluster counts.
@@ -88,6 +92,14 @@ func New(cfg Config) (*Gateway, error) {
 	g.started = time.Now()
 	if err := g.broker.Start(context.Background(), cfg.NodeID, g.handleRemote); err != nil {
 		return nil, fmt.Errorf("gateway: start broker: %w", err)
+	}
+	if cfg.Transport == TransportNetpoll {
+		// Started now rather than with the first connection, so that the
+		// gateway's goroutines do not change while it serves.
+		if _, err := g.pollerFor(0); err != nil {
+			_ = g.broker.Close()
+			return nil, fmt.Errorf("gateway: start the netpoll transport: %w", err)
+		}
 	}
 	if cfg.NodeInfoInterval > 0 {
 		g.announceStop, g.announceDone = make(chan struct{}), make(chan struct{})
@@ -407,6 +419,7 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 		g.mu.Unlock()
 		<-done
 	}
+	g.stopPollers() // no tower is left to serve
 	g.stopAnnouncer()
 	g.mu.Lock()
 	g.closed = true

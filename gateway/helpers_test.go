@@ -104,6 +104,19 @@ func checkFor(t testing.TB, total, interval time.Duration, fn func() error) {
 	wait.For(t, total, interval, fn)
 }
 
+// skipOnNetpoll skips a test of the goroutine transport's own behaviour
+// when cfg runs on the netpoll transport (FIRETOWER_TEST_TRANSPORT).
+func skipOnNetpoll(t testing.TB, cfg gateway.Config, why string) {
+	t.Helper()
+	if gw, err := gateway.New(cfg); err == nil {
+		netpoll := gw.Config().Transport == gateway.TransportNetpoll
+		_ = gw.Close()
+		if netpoll {
+			t.Skip("netpoll transport: " + why)
+		}
+	}
+}
+
 // quietConfig is a Config for tests: callbacks that panic do not fill the
 // test log, and a connection closed by the server gives its client only a
 // short grace to answer the close frame.

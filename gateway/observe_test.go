@@ -249,7 +249,6 @@ func TestFindConnections(t *testing.T) {
 	cfg.NodeInfoInterval = -1
 	ts := newTestServer(t, cfg, func(tower *gateway.FireTower) {
 		tower.UserId = "user-of-" + tower.ClientId[:1]
-		tower.Run()
 	})
 	for i, id := range []string{"a1", "a2", "b1"} {
 		c := dial(t, ts.url+"?id="+id, id == "a2")

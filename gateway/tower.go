@@ -63,6 +63,7 @@ type FireTower struct {
 	subClosed bool
 
 	out outbound
+	np  *npConn // the netpoll transport's state; nil on the goroutine transport
 	// closing is closed by the first closeWith; readerDone and writerDone
 	// when those goroutines have exited.
 	closing    chan struct{}
@@ -90,11 +91,8 @@ func (g *Gateway) BuildTower(ws *websocket.Conn, clientID string) *FireTower {
 		version:    protocol.V1,
 		startTime:  time.Now(),
 		remoteAddr: ws.RemoteAddr().String(),
-		in:         make(chan *FireInfo, g.cfg.InboundQueue),
-		topics:     make(map[string]struct{}),
+		topics:     make(map[string]struct{}, 1),
 		closing:    make(chan struct{}),
-		readerDone: make(chan struct{}),
-		writerDone: make(chan struct{}),
 	}
 	if ws.Subprotocol() == protocol.SubprotocolV2 {
 		t.version = protocol.V2
@@ -108,7 +106,19 @@ func (g *Gateway) BuildTower(ws *websocket.Conn, clientID string) *FireTower {
 		t.limiter = rate.NewLimiter(rate.Limit(g.cfg.PublishRate), g.cfg.PublishBurst)
 	}
 	t.out.init(t)
-	ws.SetReadLimit(g.cfg.ReadLimit)
+	if g.cfg.Transport == TransportNetpoll {
+		// The tower leaves gorilla here: its socket goes to the gateway's
+		// pollers (netpoll_linux.go), with no goroutine and no buffer of
+		// its own while idle. Connections that cannot (TLS, platforms
+		// without epoll) stay on the goroutine transport.
+		t.np = g.detach(t)
+	}
+	if t.np == nil {
+		t.in = make(chan *FireInfo, g.cfg.InboundQueue)
+		t.readerDone, t.writerDone = make(chan struct{}), make(chan struct{})
+		t.out.wake = make(chan struct{}, 1)
+		ws.SetReadLimit(g.cfg.ReadLimit)
+	}
 	return t
 }
 
@@ -172,15 +182,56 @@ func (t *FireTower) Run() {
 		return
 	}
 	if t.ran {
-		panic("firetower: Run called twice on one tower")
+		panic("firetower: Run or Start called twice on one tower")
 	}
 	t.ran = true
+	if t.np != nil {
+		t.startNetpoll()
+		<-t.np.done
+		return
+	}
+	t.run()
+}
+
+// Start serves the connection in the background and returns once the
+// OnConnect handler has run: the same as Run without keeping the caller's
+// goroutine. On the netpoll transport (Config.Transport) no goroutine is
+// kept at all and the handlers run on the gateway's poller goroutines; on
+// the goroutine transport Start runs Run on a new goroutine. Start and Run
+// together may be called once.
+func (t *FireTower) Start() {
+	if t == nil {
+		return
+	}
+	if t.ran {
+		panic("firetower: Start or Run called twice on one tower")
+	}
+	t.ran = true
+	if t.np != nil {
+		t.startNetpoll()
+		return
+	}
+	go t.run()
+}
+
+// refuse answers a connection the gateway does not take (draining, closed).
+func (t *FireTower) refuse(err error) {
+	t.gw.log.Info("connection refused", "client", t.ClientId, "err", err)
+	frame := protocol.CloseFrame(protocol.CloseGoingAway, "server shutting down")
+	if t.np != nil {
+		t.np.refuse(frame)
+		return
+	}
+	_ = t.conn.SetWriteDeadline(time.Now().Add(t.gw.cfg.WriteTimeout))
+	_, _ = t.conn.Write(frame)
+	_ = t.conn.Close()
+}
+
+// run is Run on the goroutine transport.
+func (t *FireTower) run() {
 	t.syncIdentity()
 	if err := t.gw.register(t); err != nil {
-		t.gw.log.Info("connection refused", "client", t.ClientId, "err", err)
-		_ = t.conn.SetWriteDeadline(time.Now().Add(t.gw.cfg.WriteTimeout))
-		_, _ = t.conn.Write(protocol.CloseFrame(protocol.CloseGoingAway, "server shutting down"))
-		_ = t.conn.Close()
+		t.refuse(err)
 		return
 	}
 	defer t.gw.unregister(t)

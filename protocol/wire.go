@@ -8,11 +8,12 @@ import (
 
 // Websocket opcodes (RFC 6455 section 5.2).
 const (
-	OpText   = 0x1
-	OpBinary = 0x2
-	OpClose  = 0x8
-	OpPing   = 0x9
-	OpPong   = 0xa
+	OpContinuation = 0x0
+	OpText         = 0x1
+	OpBinary       = 0x2
+	OpClose        = 0x8
+	OpPing         = 0x9
+	OpPong         = 0xa
 )
 
 // Websocket close codes used by firetower. 1000-1011 are RFC 6455 codes;
