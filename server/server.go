@@ -144,6 +144,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gateway.Logger == nil {
 		cfg.Gateway.Logger = slog.Default()
 	}
+	if cfg.Gateway.Transport == "" {
+		cfg.Gateway.Transport = gateway.TransportNetpoll // the server's default: the cheapest per connection
+	}
 	if cfg.Broker != "" && cfg.Gateway.NodeID == "" {
 		cfg.Gateway.Logger.Warn("no --node-id in a cluster: after a restart this gateway gets a new random id, and its old counts stay until their lease ends")
 	}
@@ -328,5 +331,5 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		tower.SetSubscribeHandler(announce("onSubscribe"))
 		tower.SetUnSubscribeHandler(announce("onUnsubscribe"))
 	}
-	tower.Run()
+	tower.Start() // this goroutine ends; the netpoll transport keeps none
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firetower-go/firetower/gateway"
 	"github.com/firetower-go/firetower/internal/wait"
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/firetower-go/firetower/server"
@@ -236,6 +237,9 @@ func TestReadTimeoutNotice(t *testing.T) {
 	// As many topics as one frame may name (and as fit the read limit).
 	topicsPerRound := min(protocol.MaxTopicsPerFrame, 1024)
 	cfg := server.Config{}
+	// Only the goroutine transport queues client frames for the handlers
+	// (on netpoll they run on the poller, with nothing to time out on).
+	cfg.Gateway.Transport = gateway.TransportGoroutine
 	cfg.Gateway.InboundQueue = 1
 	cfg.Gateway.ReadTimeout = time.Millisecond
 	cfg.Gateway.MaxSubscriptions = -1
