@@ -63,6 +63,10 @@ type Gateway struct {
 	pollMu      sync.Mutex
 	pollers     []*poller // the netpoll transport's epoll loops (netpoll_linux.go)
 	pollStopped bool
+	// pollSnapshot is pollers for the pollers themselves (no lock);
+	// pollBusy counts the pollers handling events (netpoll_linux.go).
+	pollSnapshot atomic.Pointer[[]*poller]
+	pollBusy     atomic.Int32
 }
 
 // countWarnEvery spaces the log lines about failed cluster counts.

@@ -87,15 +87,18 @@ type poller struct {
 	// pending: schedule then needs no eventfd write, the poller takes the
 	// list before it sleeps again.
 	awake atomic.Bool
-	stop  atomic.Bool
-	done  chan struct{}
+	// held is a wake-up put off while another poller handles its events
+	// (see schedule).
+	held atomic.Bool
+	stop atomic.Bool
+	done chan struct{}
 
 	// Only the poller's goroutine uses these.
 	conns  map[int32]*FireTower
 	buf    []byte
 	frames [][]byte
 	iov    []unix.Iovec
-	events []unix.EpollEvent
+	evs    []unix.EpollEvent
 	sweep  time.Duration
 }
 
@@ -151,6 +154,7 @@ func (g *Gateway) pollerFor(fd int) (*poller, error) {
 			ps = append(ps, p)
 		}
 		g.pollers = ps
+		g.pollSnapshot.Store(&ps)
 	}
 	return g.pollers[fd%len(g.pollers)], nil
 }
@@ -186,11 +190,11 @@ func newPoller(g *Gateway) (*poller, error) {
 	sweep := min(cfg.HeartbeatInterval, cfg.PongTimeout, cfg.CloseGrace, cfg.WriteTimeout) / 4
 	p := &poller{
 		g: g, epfd: epfd, efd: efd,
-		done:   make(chan struct{}),
-		conns:  make(map[int32]*FireTower),
-		buf:    make([]byte, int(cfg.ReadLimit)+64<<10),
-		events: make([]unix.EpollEvent, 256),
-		sweep:  min(max(sweep, 5*time.Millisecond), time.Second),
+		done:  make(chan struct{}),
+		conns: make(map[int32]*FireTower),
+		buf:   make([]byte, int(cfg.ReadLimit)+64<<10),
+		evs:   make([]unix.EpollEvent, 256),
+		sweep: min(max(sweep, 5*time.Millisecond), time.Second),
 	}
 	p.awake.Store(true) // until the loop first sleeps
 	go p.loop()
@@ -198,13 +202,46 @@ func newPoller(g *Gateway) (*poller, error) {
 }
 
 // schedule puts t on the poller's list and wakes the poller if it sleeps.
+//
+// While some poller handles events (a burst of publishes read at once, say)
+// the wake-up waits until that poller is done: a sleeping poller woken by
+// the first message of the burst would write each of its connections once
+// for that message and once more for the rest; woken at the end it writes
+// them once.
 func (p *poller) schedule(t *FireTower) {
 	p.mu.Lock()
 	p.list = append(p.list, t)
 	p.mu.Unlock()
-	if p.awake.CompareAndSwap(false, true) {
+	if !p.awake.CompareAndSwap(false, true) {
+		return
+	}
+	g := p.g
+	if g.pollBusy.Load() == 0 {
+		p.wake()
+		return
+	}
+	p.held.Store(true)
+	// The busy poller may have finished between the load and the store.
+	if g.pollBusy.Load() == 0 && p.held.Swap(false) {
 		p.wake()
 	}
+}
+
+// releaseHeld wakes the pollers whose wake-up was put off; every poller
+// calls it when done with its events, so none waits longer than one round.
+func (g *Gateway) releaseHeld() {
+	for _, q := range g.pollList() {
+		if q.held.Swap(false) {
+			q.wake()
+		}
+	}
+}
+
+func (g *Gateway) pollList() []*poller {
+	if ps := g.pollSnapshot.Load(); ps != nil {
+		return *ps
+	}
+	return nil
 }
 
 func (p *poller) wake() {
@@ -253,30 +290,44 @@ func (p *poller) loop() {
 			return
 		}
 		wait := time.Until(nextSweep)
-		n, err := unix.EpollWait(p.epfd, p.events, int(max(wait, 0)/time.Millisecond)+1)
+		n, err := unix.EpollWait(p.epfd, p.evs, int(max(wait, 0)/time.Millisecond)+1)
 		p.awake.Store(true)
 		if err != nil && err != unix.EINTR {
 			p.g.log.Error("netpoll: epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond) // do not spin on a broken epoll
 			continue
 		}
-		for i := range max(n, 0) {
-			ev := &p.events[i]
-			if int(ev.Fd) == p.efd {
-				var b [8]byte
-				_, _ = unix.Read(p.efd, b[:])
-				continue
-			}
-			t := p.conns[ev.Fd]
-			if t == nil {
-				continue
-			}
-			p.event(t, ev.Events)
-		}
+		p.events(max(n, 0))
 		if now := time.Now(); !now.Before(nextSweep) {
 			p.sweepAll(now)
 			nextSweep = now.Add(p.sweep)
 		}
+	}
+}
+
+// events handles the first n events of the last epoll_wait, holding the
+// other pollers' wake-ups meanwhile (schedule).
+func (p *poller) events(n int) {
+	if n == 0 {
+		return
+	}
+	p.g.pollBusy.Add(1)
+	defer func() {
+		p.g.pollBusy.Add(-1)
+		p.g.releaseHeld()
+	}()
+	for i := range n {
+		ev := &p.evs[i]
+		if int(ev.Fd) == p.efd {
+			var b [8]byte
+			_, _ = unix.Read(p.efd, b[:])
+			continue
+		}
+		t := p.conns[ev.Fd]
+		if t == nil {
+			continue
+		}
+		p.event(t, ev.Events)
 	}
 }
 

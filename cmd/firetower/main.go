@@ -16,6 +16,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/firetower-go/firetower/bench"
+	"github.com/firetower-go/firetower/bench/baseline"
 	"github.com/firetower-go/firetower/pushapi/client"
 	"github.com/firetower-go/firetower/server"
 )
@@ -30,6 +32,8 @@ commands:
   gateway        run a gateway; --broker tm://host:port[,...] joins topic managers
   topicmanager   run a topic manager (--addr, default 0.0.0.0:6666)
   version        print the version
+  bench          the load generator (run "firetower bench -h")
+  bench-baseline a reference server for bench (floor, gorilla hub)
 
 push API commands (--server http://HOST:PORT, --api-key KEY or FIRETOWER_API_KEY):
 ` + client.Usage + `
@@ -50,6 +54,10 @@ func main() {
 		os.Exit(serve(server.ParseGateway, args))
 	case "topicmanager":
 		os.Exit(topicManager(args))
+	case "bench":
+		os.Exit(bench.Main(args, os.Stdout, os.Stderr))
+	case "bench-baseline":
+		os.Exit(baseline.Main(args, os.Stderr))
 	case "version":
 		fmt.Println("firetower", buildVersion())
 	case "help":
