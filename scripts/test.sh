@@ -117,6 +117,18 @@ log "go test -race"
 export FIRETOWER_REQUIRE_SERVICES=1
 go test -race -count=1 -timeout 30m ./...
 
+# The gateway's suite once more on the netpoll transport (the server's
+# default; the library's default is goroutines): both pass the same tests.
+log "go test -race ./gateway/ on the netpoll transport"
+FIRETOWER_TEST_TRANSPORT=netpoll go test -race -count=1 -timeout 10m ./gateway/
+
+# Every benchmark once, so that none stops compiling or running; figures
+# come from docs/PERFORMANCE.md's commands, not from here.
+log "benchmarks, one iteration each"
+go test -run '^$' -bench . -benchtime 1x -timeout 10m ./... >/tmp/firetower-bench.log 2>&1 ||
+	{ cat /tmp/firetower-bench.log; echo "a benchmark failed"; exit 1; }
+grep -c '^Benchmark' /tmp/firetower-bench.log | xargs printf '%s benchmark results\n'
+
 # Every fuzz target, briefly: its committed corpus already ran as part of
 # go test; this looks a little further (FIRETOWER_FUZZTIME per target). The
 # budget is a count of executions, not a duration: Go 1.26's fuzzing
