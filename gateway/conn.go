@@ -234,6 +234,7 @@ func (t *FireTower) write(iov [][]byte, frames int, timeout time.Duration) error
 		return err
 	}
 	t.gw.stats.framesOut.Add(int64(frames))
+	t.gw.stats.writes.Add(1)
 	t.gw.stats.bytesOut.Add(n)
 	return nil
 }

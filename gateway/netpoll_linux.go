@@ -451,6 +451,7 @@ func (p *poller) write(t *FireTower, frames [][]byte, n int, withClose bool, now
 		total += len(f)
 	}
 	written, err := p.writeFrames(np.fd, frames)
+	p.g.stats.writes.Add(1)
 	if written > 0 {
 		p.g.stats.bytesOut.Add(int64(written))
 	}

@@ -12,6 +12,7 @@ type Stats struct {
 	FramesIn         int64 `json:"framesIn"` // client data frames read
 	BytesIn          int64 `json:"bytesIn"`
 	FramesOut        int64 `json:"framesOut"` // frames written to clients (deliveries, replies, heartbeats)
+	Writes           int64 `json:"writes"`    // write system calls to clients: FramesOut/Writes is the batching
 	BytesOut         int64 `json:"bytesOut"`
 	Published        int64 `json:"published"`       // messages published on this node
 	RemoteIn         int64 `json:"remoteIn"`        // messages received from other nodes
@@ -27,17 +28,20 @@ type Stats struct {
 	ConnLimited      int64 `json:"connLimited"`     // upgrades refused by MaxConnections (503)
 	IPLimited        int64 `json:"ipLimited"`       // upgrades refused by MaxConnectionsPerIP (429)
 	RateLimited      int64 `json:"rateLimited"`     // client frames dropped by PublishRate
+	ConnRateLimited  int64 `json:"connRateLimited"` // upgrades refused by ConnectRate (429)
 }
 
 // counters are the live, atomically updated figures behind Stats.
 type counters struct {
 	connections, connectsTotal, disconnectsTotal atomic.Int64
 	framesIn, bytesIn, framesOut, bytesOut       atomic.Int64
+	writes                                       atomic.Int64
 	published, remoteIn, publishErrors           atomic.Int64
 	dropped, slowDisconnects, readTimeouts       atomic.Int64
 	protocolErrors, panics                       atomic.Int64
 	authFailures, forbidden, tokenExpired        atomic.Int64
 	connLimited, ipLimited, rateLimited          atomic.Int64
+	connRateLimited                              atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -48,6 +52,7 @@ func (c *counters) snapshot() Stats {
 		FramesIn:         c.framesIn.Load(),
 		BytesIn:          c.bytesIn.Load(),
 		FramesOut:        c.framesOut.Load(),
+		Writes:           c.writes.Load(),
 		BytesOut:         c.bytesOut.Load(),
 		Published:        c.published.Load(),
 		RemoteIn:         c.remoteIn.Load(),
@@ -63,5 +68,6 @@ func (c *counters) snapshot() Stats {
 		ConnLimited:      c.connLimited.Load(),
 		IPLimited:        c.ipLimited.Load(),
 		RateLimited:      c.rateLimited.Load(),
+		ConnRateLimited:  c.connRateLimited.Load(),
 	}
 }
