@@ -111,6 +111,15 @@ func TestFanout(t *testing.T) {
 	}
 }
 
+// TestFanoutBurst publishes the window as one burst and waits for all of it.
+func TestFanoutBurst(t *testing.T) {
+	res := run(t, Options{Scenario: ScenarioFanout, Subs: 40, Burst: true})
+	checkDeliveries(t, res)
+	if want := res.Published * 40; res.Deliveries != want {
+		t.Errorf("deliveries %d, want %d", res.Deliveries, want)
+	}
+}
+
 // TestFanoutWorkers runs three workers (on goroutines, through the same
 // pipes as processes) so the window waits for the slowest of them.
 func TestFanoutWorkers(t *testing.T) {

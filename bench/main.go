@@ -73,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (*Options, string, error) {
 	fs.IntVar(&o.Subs, "subs", 2000, "fanout, rate: subscribers of the one topic")
 	fs.IntVar(&o.Groups, "groups", 50, "topics: group topics")
 	fs.IntVar(&o.Window, "window", 8, "fanout: messages outstanding before the publisher waits for the slowest subscriber")
+	fs.BoolVar(&o.Burst, "burst", true, "fanout: publish the window's messages back to back (one websocket write), then wait until every subscriber has them all; false: a sliding window (the next message as soon as the slowest subscriber is window behind)")
 	fs.Float64Var(&o.Rate, "rate", 0, "rate, topics: messages per second (default 10, topics 250)")
 	fs.IntVar(&o.Size, "size", 100, "bytes of each published data value")
 	fs.DurationVar(&o.Duration, "duration", 0, "measured interval (default 10s)")

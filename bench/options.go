@@ -28,6 +28,7 @@ type Options struct {
 	Subs     int    // fanout and rate: subscribers (default 2000)
 	Groups   int    // topics: group topics (default 50)
 	Window   int    // fanout: messages outstanding (default 8)
+	Burst    bool   // fanout: publish the window at once, then wait for all of it
 	Rate     float64
 	Size     int // bytes of each published data value (default 100)
 

@@ -109,6 +109,21 @@ func (p *publisher) send(topic string, seq uint64, sent int64) error {
 	return nil
 }
 
+// cork and uncork bracket a burst: on a websocket its frames go out with
+// one write; the push API has no batch, so there they go one by one.
+func (p *publisher) cork() {
+	if p.ws != nil {
+		p.ws.cork()
+	}
+}
+
+func (p *publisher) uncork() error {
+	if p.ws != nil {
+		return p.ws.uncork()
+	}
+	return nil
+}
+
 // mark starts the measured interval at at (unix nanos).
 func (p *publisher) mark(at int64) { p.markAt.Store(at) }
 

@@ -66,7 +66,7 @@ func newResult(o *Options) *Result {
 	}
 	switch o.Scenario {
 	case ScenarioFanout:
-		p["subs"], p["window"] = o.Subs, o.Window
+		p["subs"], p["window"], p["burst"] = o.Subs, o.Window, o.Burst
 	case ScenarioRate:
 		p["subs"], p["rate"] = o.Subs, o.Rate
 	case ScenarioTopics:

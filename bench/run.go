@@ -480,6 +480,9 @@ func (c *coordinator) runPublish(ctx context.Context, res *Result) ([]*workerSta
 // the fixed rate (rate, topics).
 func (c *coordinator) publishLoop(ctx context.Context, pub *publisher) error {
 	o := &c.o
+	if o.Scenario == ScenarioFanout && o.Burst {
+		return c.publishBursts(ctx, pub)
+	}
 	if o.Scenario == ScenarioFanout {
 		for seq := uint64(1); ctx.Err() == nil; seq++ {
 			lastMove := time.Now()
@@ -527,6 +530,41 @@ func (c *coordinator) publishLoop(ctx context.Context, pub *publisher) error {
 			return err
 		}
 	}
+}
+
+// publishBursts is the fanout scenario with --burst: the window's messages
+// go out back to back (one write on a websocket), then the publisher waits
+// until every subscriber has all of them.
+func (c *coordinator) publishBursts(ctx context.Context, pub *publisher) error {
+	w := uint64(c.o.Window)
+	for last := uint64(0); ctx.Err() == nil; {
+		pub.cork()
+		for range w {
+			if err := pub.next(fanoutTopic); err != nil {
+				return err
+			}
+		}
+		if err := pub.uncork(); err != nil {
+			return err
+		}
+		last += w
+		lastMove, prev := time.Now(), c.minComplete()
+		for c.minComplete() < last {
+			if cur := c.minComplete(); cur != prev {
+				prev, lastMove = cur, time.Now()
+			}
+			if time.Since(lastMove) > windowStallTimeout {
+				return fmt.Errorf("the slowest subscriber has been stuck at message %d for %v", prev, windowStallTimeout)
+			}
+			select {
+			case <-c.notify:
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+	return nil
 }
 
 // drain tells the workers what was published last and collects their

@@ -54,8 +54,30 @@ type wsConn struct {
 	br  *bufio.Reader
 	buf []byte // payload of the last frame read, reused
 
-	mu   sync.Mutex // guards wbuf and writes to c
-	wbuf []byte
+	mu     sync.Mutex // guards wbuf, corked and writes to c
+	wbuf   []byte
+	corked bool // frames accumulate in wbuf until uncork
+}
+
+// cork holds the data frames written from now on; uncork sends them all
+// with one write (a burst the server reads at once).
+func (w *wsConn) cork() {
+	w.mu.Lock()
+	w.corked, w.wbuf = true, w.wbuf[:0]
+	w.mu.Unlock()
+}
+
+func (w *wsConn) uncork() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.corked = false
+	if len(w.wbuf) == 0 {
+		return nil
+	}
+	_ = w.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := w.c.Write(w.wbuf)
+	w.wbuf = w.wbuf[:0]
+	return err
 }
 
 // dialWS opens a websocket to rawURL (ws://host:port/path) with no
@@ -139,7 +161,11 @@ func (w *wsConn) writeFrame(op byte, payload []byte) error {
 func (w *wsConn) writeFrameTimeout(op byte, payload []byte, timeout time.Duration) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	corked := w.corked && op == opText
 	b := w.wbuf[:0]
+	if corked {
+		b = w.wbuf
+	}
 	b = append(b, 0x80|op)
 	n := len(payload)
 	switch {
@@ -156,6 +182,10 @@ func (w *wsConn) writeFrameTimeout(op byte, payload []byte, timeout time.Duratio
 	start := len(b)
 	b = append(b, payload...)
 	maskBytes(b[start:], mask)
+	if corked {
+		w.wbuf = b
+		return nil
+	}
 	if cap(b) <= 4096 {
 		w.wbuf = b
 	}
