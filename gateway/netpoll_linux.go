@@ -49,7 +49,7 @@ const netpollSupported = true
 type npConn struct {
 	p    *poller
 	fd   int
-	done chan struct{} // closed when the tower has ended (Run waits for it)
+	done chan struct{} // closed when the tower has ended; made by Run only, which waits for it
 
 	started atomic.Bool // Start has run; the poller may serve the socket
 	abort   atomic.Bool // drop the connection without writing (Shutdown's deadline)
@@ -130,7 +130,7 @@ func (g *Gateway) detach(t *FireTower) *npConn {
 	}
 	_ = t.conn.Close() // the duplicate keeps the socket open
 	t.conn, t.ws = nil, nil
-	return &npConn{p: p, fd: fd, done: make(chan struct{})}
+	return &npConn{p: p, fd: fd}
 }
 
 // pollerFor returns the poller of fd, starting the pollers if needed.
@@ -864,7 +864,9 @@ func (p *poller) teardown(t *FireTower) {
 	if np.expire != nil {
 		np.expire.Stop()
 	}
-	defer close(np.done)
+	if np.done != nil {
+		defer close(np.done)
+	}
 	defer p.g.unregister(t)
 	t.finish()
 }
@@ -877,7 +879,9 @@ func (t *FireTower) startNetpoll() {
 	t.syncIdentity()
 	if err := t.gw.register(t); err != nil {
 		t.refuse(err)
-		close(np.done)
+		if np.done != nil {
+			close(np.done)
+		}
 		return
 	}
 	if t.auth != nil && !t.auth.Expires.IsZero() {

@@ -186,6 +186,7 @@ func (t *FireTower) Run() {
 	}
 	t.ran = true
 	if t.np != nil {
+		t.np.done = make(chan struct{}) // before the poller can see the tower
 		t.startNetpoll()
 		<-t.np.done
 		return
