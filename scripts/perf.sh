@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
-SCENARIOS=${SCENARIOS:-"idle fanout rate topics"}
+SCENARIOS=${SCENARIOS:-"idle fanout rate topics churn"}
 OUT=${OUT:-/tmp/firetower-perf}
 DURATION=${DURATION:-10s}
 mkdir -p "$OUT"
@@ -38,6 +38,7 @@ run_one() { # scenario server round
 	fanout) args=(--subs 2000 --window 8 --burst) ;;
 	rate) args=(--subs 2000 --rate 10) ;;
 	topics) args=(--conns 5000 --groups 50 --rate 250) ;;
+	churn) args=(--conns 100) ;;
 	esac
 	echo "== $s / $k / round $r" >&2
 	"$ft" bench --spawn "$k" --scenario "$s" --duration "$DURATION" "${args[@]}" \
@@ -106,6 +107,8 @@ for s in $SCENARIOS; do
 		[ -e "${files[0]}" ] || continue
 		if [ "$s" = idle ]; then
 			fig="$(EXPR='.rss_per_conn_bytes / 1024' stat "${files[@]}") KiB RSS/conn"
+		elif [ "$s" = churn ]; then
+			fig="$(EXPR='.connects_per_s' stat "${files[@]}") connects/s, $(EXPR='.server_cpu_seconds * 1e6 / (.connects_per_s * .measured_seconds)' stat "${files[@]}") µs CPU/connect"
 		else
 			fig="$(EXPR='.server_cpu_us_per_delivery' stat "${files[@]}") µs CPU/delivery"
 		fi
