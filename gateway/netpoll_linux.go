@@ -94,9 +94,13 @@ type poller struct {
 	done chan struct{}
 
 	// Only the poller's goroutine uses these.
+	now    int64 // unix ns, read once per round: the timers need no better
+	writes int64 // counters added to the gateway's once per round: atomic adds
+	frames int64 // on a cache line both pollers write would cost more than
+	bytes  int64 // the counting
 	conns  map[int32]*FireTower
 	buf    []byte
-	frames [][]byte
+	batch  [][]byte
 	iov    []unix.Iovec
 	evs    []unix.EpollEvent
 	sweep  time.Duration
@@ -267,6 +271,7 @@ func (p *poller) loop() {
 		_ = unix.Close(p.efd)
 	}()
 	nextSweep := time.Now().Add(p.sweep)
+	p.now = time.Now().UnixNano()
 	for {
 		// Take the list before sleeping; schedule wakes us from here on.
 		for {
@@ -286,12 +291,14 @@ func (p *poller) loop() {
 			}
 			p.spare = list[:0]
 		}
+		p.countOut()
 		if p.stop.Load() {
 			return
 		}
 		wait := time.Until(nextSweep)
 		n, err := unix.EpollWait(p.epfd, p.evs, int(max(wait, 0)/time.Millisecond)+1)
 		p.awake.Store(true)
+		p.now = time.Now().UnixNano()
 		if err != nil && err != unix.EINTR {
 			p.g.log.Error("netpoll: epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond) // do not spin on a broken epoll
@@ -329,6 +336,18 @@ func (p *poller) events(n int) {
 		}
 		p.event(t, ev.Events)
 	}
+}
+
+// countOut adds the round's output to the gateway's counters.
+func (p *poller) countOut() {
+	if p.writes == 0 {
+		return
+	}
+	st := &p.g.stats
+	st.writes.Add(p.writes)
+	st.framesOut.Add(p.frames)
+	st.bytesOut.Add(p.bytes)
+	p.writes, p.frames, p.bytes = 0, 0, 0
 }
 
 // event handles one epoll event of t.
@@ -370,8 +389,7 @@ func (p *poller) service(t *FireTower) {
 		}
 		np.registered = true
 		p.conns[int32(np.fd)] = t
-		now := time.Now().UnixNano()
-		np.lastRead, np.lastBeat = now, now
+		np.lastRead, np.lastBeat = p.now, p.now
 	}
 	p.flush(t)
 }
@@ -388,7 +406,7 @@ func (p *poller) flush(t *FireTower) {
 	}
 	o.mu.Lock()
 	o.scheduled = false
-	frames := append(p.frames[:0], o.queue...)
+	frames := append(p.batch[:0], o.queue...)
 	clear(o.queue)
 	if cap(o.queue) > 64 {
 		o.queue = nil // a burst's array is not kept by an idle connection
@@ -404,14 +422,14 @@ func (p *poller) flush(t *FireTower) {
 	if closeFrame != nil {
 		frames = append(frames, closeFrame)
 	}
-	now := time.Now().UnixNano()
+	now := p.now
 	if closed && np.closingAt == 0 {
 		np.closingAt = now
 	}
 	if len(frames) > 0 {
 		ok := p.write(t, frames, n, closeFrame != nil, now)
 		clear(frames)
-		p.frames = frames[:0]
+		p.batch = frames[:0]
 		if !ok {
 			return
 		}
@@ -451,16 +469,14 @@ func (p *poller) write(t *FireTower, frames [][]byte, n int, withClose bool, now
 		total += len(f)
 	}
 	written, err := p.writeFrames(np.fd, frames)
-	p.g.stats.writes.Add(1)
-	if written > 0 {
-		p.g.stats.bytesOut.Add(int64(written))
-	}
+	p.writes++
+	p.bytes += int64(written)
 	if err != nil && err != unix.EAGAIN {
 		t.closeWith(protocol.CloseGoingAway, "", false)
 		p.teardown(t)
 		return false
 	}
-	p.g.stats.framesOut.Add(int64(n))
+	p.frames += int64(n)
 	if written < total {
 		// Keep the rest; the queue waits behind it.
 		rest := make([]byte, 0, total-written)
@@ -541,9 +557,8 @@ func ioRetry(f func() (int, error)) (int, error) {
 func (p *poller) writeBuffered(t *FireTower) {
 	np := t.np
 	m, err := ioRetry(func() (int, error) { return unix.Write(np.fd, np.wbuf) })
-	if m > 0 {
-		p.g.stats.bytesOut.Add(int64(m))
-	}
+	p.writes++
+	p.bytes += int64(m)
 	if err != nil && err != unix.EAGAIN {
 		t.closeWith(protocol.CloseGoingAway, "", false)
 		p.teardown(t)
@@ -553,7 +568,7 @@ func (p *poller) writeBuffered(t *FireTower) {
 		np.wbuf = np.wbuf[m:]
 		return
 	}
-	now := time.Now().UnixNano()
+	now := p.now
 	np.wbuf, np.blockedAt = nil, 0
 	p.arm(t, false)
 	if np.closeInBuf {
@@ -602,7 +617,7 @@ func (p *poller) read(t *FireTower) {
 		p.teardown(t)
 		return
 	}
-	np.lastRead = time.Now().UnixNano()
+	np.lastRead = p.now
 	if np.broken {
 		np.rbuf = nil
 		np.discarded += int64(n)
