@@ -38,9 +38,12 @@ import (
 //     connection, not one per message, and no goroutine hand-off. A socket
 //     that takes only part is watched for EPOLLOUT; its queue waits
 //     meanwhile (and overflows into the slow-consumer policy).
-//   - Time: every sweep interval a poller looks at its connections for the
-//     heartbeat, the idle timeout, writes stuck past WriteTimeout and
-//     closes past their grace.
+//   - Time: a poller walks its connections every quarter of the shorter of
+//     HeartbeatInterval and PongTimeout (at most 1 s) for the heartbeats
+//     and the idle timeout; the few that are closing or blocked on a full
+//     socket are on a watch list, checked every quarter of the shorter of
+//     CloseGrace and WriteTimeout, for closes past their grace and writes
+//     stuck past WriteTimeout.
 
 const netpollSupported = true
 
@@ -103,7 +106,12 @@ type poller struct {
 	batch  [][]byte
 	iov    []unix.Iovec
 	evs    []unix.EpollEvent
-	sweep  time.Duration
+	sweep  time.Duration // every connection: heartbeats, idle timeouts
+	// watch holds the connections that are closing or whose socket is
+	// full: their deadlines are checked every watchEvery, without a walk
+	// over every connection.
+	watch      map[*FireTower]struct{}
+	watchEvery time.Duration
 }
 
 // detach takes t's socket for the netpoll transport; nil if it cannot.
@@ -191,14 +199,16 @@ func newPoller(g *Gateway) (*poller, error) {
 		return nil, err
 	}
 	cfg := &g.cfg
-	sweep := min(cfg.HeartbeatInterval, cfg.PongTimeout, cfg.CloseGrace, cfg.WriteTimeout) / 4
+	clamp := func(d time.Duration) time.Duration { return min(max(d/4, 5*time.Millisecond), time.Second) }
 	p := &poller{
 		g: g, epfd: epfd, efd: efd,
-		done:  make(chan struct{}),
-		conns: make(map[int32]*FireTower),
-		buf:   make([]byte, int(cfg.ReadLimit)+64<<10),
-		evs:   make([]unix.EpollEvent, 256),
-		sweep: min(max(sweep, 5*time.Millisecond), time.Second),
+		done:       make(chan struct{}),
+		conns:      make(map[int32]*FireTower),
+		buf:        make([]byte, int(cfg.ReadLimit)+64<<10),
+		evs:        make([]unix.EpollEvent, 256),
+		sweep:      clamp(min(cfg.HeartbeatInterval, cfg.PongTimeout)),
+		watch:      make(map[*FireTower]struct{}),
+		watchEvery: clamp(min(cfg.CloseGrace, cfg.WriteTimeout)),
 	}
 	p.awake.Store(true) // until the loop first sleeps
 	go p.loop()
@@ -270,7 +280,7 @@ func (p *poller) loop() {
 		_ = unix.Close(p.epfd)
 		_ = unix.Close(p.efd)
 	}()
-	nextSweep := time.Now().Add(p.sweep)
+	nextSweep, nextWatch := time.Now().Add(p.sweep), time.Now().Add(p.watchEvery)
 	p.now = time.Now().UnixNano()
 	for {
 		// Take the list before sleeping; schedule wakes us from here on.
@@ -296,6 +306,9 @@ func (p *poller) loop() {
 			return
 		}
 		wait := time.Until(nextSweep)
+		if len(p.watch) > 0 {
+			wait = min(wait, time.Until(nextWatch))
+		}
 		n, err := unix.EpollWait(p.epfd, p.evs, int(max(wait, 0)/time.Millisecond)+1)
 		p.awake.Store(true)
 		p.now = time.Now().UnixNano()
@@ -305,7 +318,12 @@ func (p *poller) loop() {
 			continue
 		}
 		p.events(max(n, 0))
-		if now := time.Now(); !now.Before(nextSweep) {
+		now := time.Now()
+		if !now.Before(nextWatch) {
+			p.checkWatch(now.UnixNano())
+			nextWatch = now.Add(p.watchEvery)
+		}
+		if !now.Before(nextSweep) {
 			p.sweepAll(now)
 			nextSweep = now.Add(p.sweep)
 		}
@@ -401,7 +419,12 @@ func (p *poller) flush(t *FireTower) {
 	if len(np.wbuf) > 0 {
 		o.mu.Lock()
 		o.scheduled = false // EPOLLOUT brings us back
+		closed := o.closed
 		o.mu.Unlock()
+		if closed && np.closingAt == 0 {
+			np.closingAt = p.now
+			p.watch[t] = struct{}{}
+		}
 		return
 	}
 	o.mu.Lock()
@@ -425,6 +448,7 @@ func (p *poller) flush(t *FireTower) {
 	now := p.now
 	if closed && np.closingAt == 0 {
 		np.closingAt = now
+		p.watch[t] = struct{}{}
 	}
 	if len(frames) > 0 {
 		ok := p.write(t, frames, n, closeFrame != nil, now)
@@ -490,6 +514,7 @@ func (p *poller) write(t *FireTower, frames [][]byte, n int, withClose bool, now
 			skip = 0
 		}
 		np.wbuf, np.closeInBuf, np.blockedAt = rest, withClose, now
+		p.watch[t] = struct{}{}
 		p.arm(t, true)
 		return true
 	}
@@ -817,7 +842,8 @@ func maskBytes(key [4]byte, b []byte) {
 	}
 }
 
-// sweepAll applies the timers to every connection of the poller.
+// sweepAll sends the heartbeats that are due and closes the connections
+// silent for longer than HeartbeatInterval+PongTimeout.
 func (p *poller) sweepAll(now time.Time) {
 	cfg := &p.g.cfg
 	ns := now.UnixNano()
@@ -830,19 +856,8 @@ func (p *poller) sweepAll(now time.Time) {
 func (p *poller) sweepOne(t *FireTower, now, idle int64, cfg *Config) {
 	defer p.g.recoverPanic("netpoll", t)
 	np := t.np
-	if np.gone {
-		return
-	}
-	closing := t.isClosing()
 	switch {
-	case np.closeSent && now-np.closeAt > int64(cfg.CloseGrace):
-		p.teardown(t) // the client did not answer the close frame
-	case np.closingAt != 0 && now-np.closingAt > int64(cfg.WriteTimeout+2*cfg.CloseGrace):
-		p.teardown(t) // the close frame could not be written
-	case len(np.wbuf) > 0 && now-np.blockedAt > int64(cfg.WriteTimeout):
-		t.closeWith(protocol.CloseGoingAway, "", false)
-		p.teardown(t) // a write stuck for WriteTimeout
-	case closing:
+	case np.gone, np.closingAt != 0, t.isClosing():
 	case now-np.lastRead > idle:
 		t.closeWith(protocol.CloseNoPong, "no pong", true)
 	case now-np.lastBeat >= int64(cfg.HeartbeatInterval):
@@ -855,6 +870,27 @@ func (p *poller) sweepOne(t *FireTower, now, idle int64, cfg *Config) {
 	}
 }
 
+// checkWatch applies the deadlines of the closing and blocked connections.
+func (p *poller) checkWatch(now int64) {
+	cfg := &p.g.cfg
+	for t := range p.watch {
+		np := t.np
+		switch {
+		case np.gone:
+		case np.closeSent && now-np.closeAt > int64(cfg.CloseGrace):
+			p.teardown(t) // the client did not answer the close frame
+		case np.closingAt != 0 && now-np.closingAt > int64(cfg.WriteTimeout+2*cfg.CloseGrace):
+			p.teardown(t) // the close frame could not be written
+		case len(np.wbuf) > 0 && now-np.blockedAt > int64(cfg.WriteTimeout):
+			t.closeWith(protocol.CloseGoingAway, "", false)
+			p.teardown(t) // a write stuck for WriteTimeout
+		case np.closingAt != 0 || len(np.wbuf) > 0:
+			continue // still waiting
+		}
+		delete(p.watch, t)
+	}
+}
+
 // teardown closes t's socket and ends the tower: its subscriptions go, the
 // end-of-connection handlers run (here, on the poller) and Run returns.
 func (p *poller) teardown(t *FireTower) {
@@ -863,6 +899,7 @@ func (p *poller) teardown(t *FireTower) {
 		return
 	}
 	np.gone = true
+	delete(p.watch, t)
 	if np.registered {
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, np.fd, nil)
 		delete(p.conns, int32(np.fd))
