@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -89,6 +91,7 @@ func spawnServer(ctx context.Context, o *Options) (*spawned, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: starting the server: %w", err)
 	}
+	raiseFDLimit(cmd.Process.Pid, o.clients()+1024, o.ServerOutput)
 	s := &spawned{cmd: cmd, url: "ws://" + addr + "/ws", pid: cmd.Process.Pid, exited: make(chan struct{})}
 	go func() { s.err = cmd.Wait(); close(s.exited) }()
 	deadline := time.Now().Add(serverStartTimeout)
@@ -170,4 +173,20 @@ func startWorkerInProcess(int) (WorkerProc, error) {
 		},
 		Kill: func() { _ = inW.Close() },
 	}, nil
+}
+
+// raiseFDLimit lifts the open-file limit of process pid to at least need,
+// so a spawned server can hold more connections than the limit it
+// inherited (20,000 on these machines). Raising the hard limit needs
+// root (CAP_SYS_RESOURCE); without it the run goes on and the connections
+// past the limit fail, which the report shows.
+func raiseFDLimit(pid, need int, warn io.Writer) {
+	var cur unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &cur); err != nil || cur.Cur >= uint64(need) {
+		return
+	}
+	want := unix.Rlimit{Cur: uint64(need), Max: max(cur.Max, uint64(need))}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &want, nil); err != nil && warn != nil {
+		fmt.Fprintf(warn, "bench: cannot raise the server's open-file limit from %d to %d: %v\n", cur.Cur, need, err)
+	}
 }
