@@ -485,20 +485,9 @@ func (c *coordinator) publishLoop(ctx context.Context, pub *publisher) error {
 	}
 	if o.Scenario == ScenarioFanout {
 		for seq := uint64(1); ctx.Err() == nil; seq++ {
-			lastMove := time.Now()
-			prev := c.minComplete()
-			for seq > uint64(o.Window) && c.minComplete() < seq-uint64(o.Window) {
-				if cur := c.minComplete(); cur != prev {
-					prev, lastMove = cur, time.Now()
-				}
-				if time.Since(lastMove) > windowStallTimeout {
-					return fmt.Errorf("the slowest subscriber has been stuck at message %d for %v", prev, windowStallTimeout)
-				}
-				select {
-				case <-c.notify:
-				case <-time.After(time.Second):
-				case <-ctx.Done():
-					return nil
+			if seq > uint64(o.Window) {
+				if err := c.awaitComplete(ctx, seq-uint64(o.Window)); err != nil || ctx.Err() != nil {
+					return err
 				}
 			}
 			if err := pub.next(fanoutTopic); err != nil {
@@ -548,20 +537,28 @@ func (c *coordinator) publishBursts(ctx context.Context, pub *publisher) error {
 			return err
 		}
 		last += w
-		lastMove, prev := time.Now(), c.minComplete()
-		for c.minComplete() < last {
-			if cur := c.minComplete(); cur != prev {
-				prev, lastMove = cur, time.Now()
-			}
-			if time.Since(lastMove) > windowStallTimeout {
-				return fmt.Errorf("the slowest subscriber has been stuck at message %d for %v", prev, windowStallTimeout)
-			}
-			select {
-			case <-c.notify:
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-				return nil
-			}
+		if err := c.awaitComplete(ctx, last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// awaitComplete waits until every subscriber has message seq (or ctx
+// ends: nil). A subscriber stuck for windowStallTimeout is an error.
+func (c *coordinator) awaitComplete(ctx context.Context, seq uint64) error {
+	lastMove, prev := time.Now(), c.minComplete()
+	for ctx.Err() == nil && c.minComplete() < seq {
+		if cur := c.minComplete(); cur != prev {
+			prev, lastMove = cur, time.Now()
+		}
+		if time.Since(lastMove) > windowStallTimeout {
+			return fmt.Errorf("the slowest subscriber has been stuck at message %d for %v", prev, windowStallTimeout)
+		}
+		select {
+		case <-c.notify:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
 		}
 	}
 	return nil
