@@ -68,6 +68,9 @@ const (
 	DefaultSlowConsumerGrace = 5 * time.Second
 	// DefaultPublishTimeout bounds a publish to the broker.
 	DefaultPublishTimeout = 5 * time.Second
+	// DefaultConnectRateMaxAddresses is the default
+	// Config.ConnectRateMaxAddresses: a few MiB of buckets at most.
+	DefaultConnectRateMaxAddresses = 1 << 16
 	// DefaultCloseGrace is how long the server waits for the client's close
 	// frame after sending its own before it drops the TCP connection.
 	DefaultCloseGrace = time.Second
@@ -144,6 +147,20 @@ type Config struct {
 	// address; Upgrade answers 429 above it. Default 0: no limit (clients
 	// behind one NAT or proxy share an address).
 	MaxConnectionsPerIP int
+	// ConnectRate is the sustained new websocket upgrades per second one
+	// client address may make, with bursts of ConnectBurst; Upgrade answers
+	// 429 with Retry-After above it (Stats.ConnRateLimited). An IPv6
+	// address is counted with its whole /64. Default 0: no limit.
+	ConnectRate float64
+	// ConnectBurst is the connection token bucket's size (default:
+	// ConnectRate rounded up, at least 1).
+	ConnectBurst int
+	// ConnectRateMaxAddresses bounds the addresses whose connection rate is
+	// tracked at once (default DefaultConnectRateMaxAddresses, about 100
+	// bytes each). An address is forgotten once its bucket has refilled;
+	// while the table is full of addresses still refilling, upgrades from
+	// new addresses get 429 too.
+	ConnectRateMaxAddresses int
 	// PublishRate is the sustained client frames per second one connection
 	// may hand to the ReadHandler (publishes), with bursts of PublishBurst;
 	// above it the frame is dropped, counted (Stats.RateLimited) and
@@ -195,6 +212,7 @@ func (c *Config) Validate() error {
 	}
 	for name, n := range map[string]int{
 		"MaxConnections": c.MaxConnections, "MaxConnectionsPerIP": c.MaxConnectionsPerIP, "PublishBurst": c.PublishBurst,
+		"ConnectBurst": c.ConnectBurst, "ConnectRateMaxAddresses": c.ConnectRateMaxAddresses,
 	} {
 		if n < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))
@@ -202,6 +220,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PublishRate < 0 {
 		errs = append(errs, fmt.Errorf("PublishRate must not be negative"))
+	}
+	if !(c.ConnectRate >= 0) || math.IsInf(c.ConnectRate, 0) {
+		errs = append(errs, fmt.Errorf("ConnectRate %v must be 0 (no limit) or a positive number", c.ConnectRate))
 	}
 	if c.NodeInfoInterval < -1 {
 		errs = append(errs, fmt.Errorf("NodeInfoInterval must be -1 (off), 0 (default) or positive"))
@@ -279,6 +300,10 @@ func (c Config) withDefaults() Config {
 	if c.PublishRate > 0 && c.PublishBurst == 0 {
 		c.PublishBurst = max(1, int(math.Ceil(c.PublishRate)))
 	}
+	if c.ConnectRate > 0 && c.ConnectBurst == 0 {
+		c.ConnectBurst = max(1, int(math.Ceil(c.ConnectRate)))
+	}
+	defInt(&c.ConnectRateMaxAddresses, DefaultConnectRateMaxAddresses)
 	if c.SlowConsumer == "" {
 		c.SlowConsumer = SlowConsumerDrop
 	}

@@ -17,4 +17,5 @@ var (
 	ErrUnauthorized     = errors.New("gateway: unauthorized")
 	ErrTooManyConns     = errors.New("gateway: connection limit reached")
 	ErrTooManyConnsIP   = errors.New("gateway: connection limit per IP address reached")
+	ErrConnectRate      = errors.New("gateway: connection rate per IP address exceeded")
 )

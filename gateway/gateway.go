@@ -35,6 +35,10 @@ type Gateway struct {
 	ids    *idGenerator
 	stats  counters
 
+	// connRate counts upgrades per client address (Config.ConnectRate,
+	// connrate.go) under its own lock.
+	connRate connRate
+
 	mu     sync.Mutex
 	towers map[*FireTower]struct{}
 	perIP  map[string]int // running towers per client IP (Config.MaxConnectionsPerIP)

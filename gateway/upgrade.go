@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/gorilla/websocket"
@@ -16,7 +19,7 @@ import (
 // protocol (the "firetower.v2" subprotocol, or v1) and upgrades it to a
 // websocket for BuildTower. On failure it has already answered the request
 // (403 for a foreign origin, 503 while draining or above MaxConnections,
-// 429 above MaxConnectionsPerIP, 401 when Config.Authenticator refuses the
+// 429 above MaxConnectionsPerIP or ConnectRate, 401 when Config.Authenticator refuses the
 // request, 400 for a bad handshake) and returns the error. With
 // Config.Authenticator the connection's Identity is kept for BuildTower (and
 // dropped when the connection is garbage collected if no tower is built).
@@ -60,10 +63,12 @@ func (g *Gateway) Upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Co
 }
 
 // checkConnLimits answers 503 above MaxConnections and 429 above
-// MaxConnectionsPerIP. The limits are checked against the running towers:
-// upgrades racing each other may pass them by the few not yet running.
+// MaxConnectionsPerIP or ConnectRate. The connection limits are checked
+// against the running towers: upgrades racing each other may pass them by
+// the few not yet running. An upgrade refused by them takes no token of
+// the connection rate.
 func (g *Gateway) checkConnLimits(w http.ResponseWriter, r *http.Request) error {
-	if g.cfg.MaxConnections == 0 && g.cfg.MaxConnectionsPerIP == 0 {
+	if g.cfg.MaxConnections == 0 && g.cfg.MaxConnectionsPerIP == 0 && g.cfg.ConnectRate == 0 {
 		return nil
 	}
 	ip := hostOf(r.RemoteAddr)
@@ -81,6 +86,19 @@ func (g *Gateway) checkConnLimits(w http.ResponseWriter, r *http.Request) error 
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "firetower: too many connections from this address", http.StatusTooManyRequests)
 		return ErrTooManyConnsIP
+	}
+	if g.cfg.ConnectRate > 0 {
+		ok, retry, full := g.connRate.allow(connRateKey(ip), time.Now(), g.cfg.ConnectRate, g.cfg.ConnectBurst, g.cfg.ConnectRateMaxAddresses)
+		if !ok {
+			g.stats.connRateLimited.Add(1)
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+			msg := "firetower: too many new connections from this address, retry later"
+			if full {
+				msg = "firetower: too many addresses connecting at once, retry later"
+			}
+			http.Error(w, msg, http.StatusTooManyRequests)
+			return ErrConnectRate
+		}
 	}
 	return nil
 }

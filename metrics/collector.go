@@ -33,7 +33,7 @@ type stat struct {
 
 var droppedDesc = desc("dropped_total", "Messages dropped, by reason: slow_consumer (a client's outbound queue was full), read_timeout (a client frame waited too long for room in its inbound queue), rate_limit (a client publish above the publish rate).", "reason")
 
-var refusedDesc = desc("connections_refused_total", "Websocket upgrades refused, by reason: auth (401, no valid token), node_limit (503, max connections), ip_limit (429, max connections per IP).", "reason")
+var refusedDesc = desc("connections_refused_total", "Websocket upgrades refused, by reason: auth (401, no valid token), node_limit (503, max connections), ip_limit (429, max connections per IP), connect_rate (429, new connections per second per IP).", "reason")
 
 // gatewayStats are read from gateway.Stats at every scrape.
 var gatewayStats = []stat{
@@ -57,6 +57,7 @@ var gatewayStats = []stat{
 	{refusedDesc, prometheus.CounterValue, func(s *gateway.Stats) int64 { return s.AuthFailures }, []string{"auth"}},
 	{refusedDesc, prometheus.CounterValue, func(s *gateway.Stats) int64 { return s.ConnLimited }, []string{"node_limit"}},
 	{refusedDesc, prometheus.CounterValue, func(s *gateway.Stats) int64 { return s.IPLimited }, []string{"ip_limit"}},
+	{refusedDesc, prometheus.CounterValue, func(s *gateway.Stats) int64 { return s.ConnRateLimited }, []string{"connect_rate"}},
 	{desc("forbidden_total", "Client subscribes and publishes refused because the topic is outside the token's grants."), prometheus.CounterValue, func(s *gateway.Stats) int64 { return s.Forbidden }, nil},
 	{desc("token_expired_total", "Connections closed with 4403 because their token expired."), prometheus.CounterValue, func(s *gateway.Stats) int64 { return s.TokenExpired }, nil},
 	{desc("panics_total", "Panics recovered in callbacks and the gateway's goroutines."), prometheus.CounterValue, func(s *gateway.Stats) int64 { return s.Panics }, nil},

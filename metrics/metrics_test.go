@@ -204,7 +204,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	for _, reason := range []string{"slow_consumer", "read_timeout", "rate_limit"} {
 		mustValue(t, before, "firetower_dropped_total", "reason="+reason)
 	}
-	for _, reason := range []string{"auth", "node_limit", "ip_limit"} {
+	for _, reason := range []string{"auth", "node_limit", "ip_limit", "connect_rate"} {
 		mustValue(t, before, "firetower_connections_refused_total", "reason="+reason)
 	}
 	if v := mustValue(t, before, "firetower_node_info", "node=gw-m", "version=v9", "broker=memory"); v != 1 {

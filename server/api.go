@@ -65,8 +65,9 @@ func (c *Config) validateAPI() error {
 // newAPI builds the push API. With no key and no APIInsecure it generates
 // a key, stores it in cfg.APIKey and logs it once: the API never runs open
 // by accident.
-func newAPI(cfg *Config, gw *gateway.Gateway, log *slog.Logger) (*apiServer, error) {
-	a := &apiServer{separate: cfg.APIAddr != ""}
+// tlsConf, if not nil, serves the API and gRPC listeners over TLS (tls.go).
+func newAPI(cfg *Config, gw *gateway.Gateway, log *slog.Logger, tlsConf *tls.Config) (*apiServer, error) {
+	a := &apiServer{separate: cfg.APIAddr != "", tls: tlsConf}
 	if cfg.APIInsecure {
 		a.auth = pushapi.InsecureAuth()
 		log.Warn("the push API is open without a key (--api-insecure): anyone who reaches it can publish and disconnect clients")
@@ -80,18 +81,11 @@ func newAPI(cfg *Config, gw *gateway.Gateway, log *slog.Logger) (*apiServer, err
 			return nil, err
 		}
 	}
-	if cfg.APITLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.APITLSCert, cfg.APITLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("server: API TLS: %w", err)
-		}
-		a.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
 	a.svc = pushapi.New(gw, pushapi.Config{Logger: log, DrainWindow: cfg.DrainWindow})
 	a.handler = a.svc.Handler(a.auth)
 	a.http = &http.Server{
 		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,

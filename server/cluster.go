@@ -12,7 +12,7 @@ import (
 )
 
 // brokerSchemes lists the accepted Config.Broker URL forms, for errors.
-const brokerSchemes = "tm://host:port[,...], redis://host:port[/db][?prefix=...], or nats://host:port[,...][?prefix=...]"
+const brokerSchemes = "tm://host:port[,...], tms://host:port[,...][?ca=FILE], redis://host:port[/db][?prefix=...], or nats://host:port[,...][?prefix=...]"
 
 // validateBroker checks a Config.Broker URL.
 func validateBroker(url string) error {
@@ -22,7 +22,7 @@ func validateBroker(url string) error {
 	scheme, _, _ := strings.Cut(url, "://")
 	var err error
 	switch scheme {
-	case tm.Scheme:
+	case tm.Scheme, tm.SchemeTLS:
 		_, err = tm.ParseURL(url)
 	case redis.Scheme, redis.SchemeTLS:
 		_, err = redis.ParseURL(url)
@@ -42,7 +42,7 @@ func newBroker(url, token string, log *slog.Logger) (broker.Broker, error) {
 		return nil, err
 	}
 	scheme, _, _ := strings.Cut(url, "://")
-	if scheme != tm.Scheme && token != "" {
+	if scheme != tm.Scheme && scheme != tm.SchemeTLS && token != "" {
 		log.Warn("--cluster-token is the topic managers' secret and is not used with this broker; put credentials in the --broker URL", "scheme", scheme)
 	}
 	switch scheme {

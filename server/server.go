@@ -67,8 +67,12 @@ type Config struct {
 	// GRPCAddr, if set, serves the gRPC push API (`firetower serve`
 	// defaults it to DefaultGRPCAddr; empty here means no gRPC).
 	GRPCAddr string
+	// TLSCert and TLSKey (PEM files, both or neither) serve Addr over TLS
+	// (https and wss), and APIAddr and GRPCAddr too unless APITLSCert is
+	// set. Server.Reload reads them again.
+	TLSCert, TLSKey string
 	// APITLSCert and APITLSKey (PEM files), if set, serve the APIAddr and
-	// GRPCAddr listeners over TLS. The main port stays plain.
+	// GRPCAddr listeners over TLS with a certificate of their own.
 	APITLSCert, APITLSKey string
 	// Identify, if set, is asked about every websocket upgrade request: it
 	// returns the connection's client id ("" for a generated one) and user
@@ -111,6 +115,9 @@ func (c *Config) Validate() error {
 	if err := c.validateAPI(); err != nil {
 		return err
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	return c.Gateway.Validate()
 }
 
@@ -121,6 +128,7 @@ type Server struct {
 	gw   *gateway.Gateway
 	http *http.Server
 	api  *apiServer     // the push API (api.go)
+	tls  serverTLS      // reloadable certificates (tls.go)
 	obs  *observability // /readyz, /metrics, the dashboard, pprof (observe.go)
 }
 
@@ -147,6 +155,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gateway.Transport == "" {
 		cfg.Gateway.Transport = gateway.TransportNetpoll // the server's default: the cheapest per connection
 	}
+	certs, err := loadTLS(&cfg) // before anything that starts goroutines
+	if err != nil {
+		return nil, err
+	}
+	if certs.main != nil && cfg.Gateway.Transport == gateway.TransportNetpoll {
+		cfg.Gateway.Logger.Info("TLS connections use the goroutine transport: netpoll needs a raw socket")
+	}
 	if cfg.Broker != "" && cfg.Gateway.NodeID == "" {
 		cfg.Gateway.Logger.Warn("no --node-id in a cluster: after a restart this gateway gets a new random id, and its old counts stay until their lease ends")
 	}
@@ -169,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := newAPI(&cfg, gw, cfg.Gateway.Logger)
+	api, err := newAPI(&cfg, gw, cfg.Gateway.Logger, certs.apiConfig())
 	if err != nil {
 		_ = gw.Close()
 		return nil, err
@@ -179,7 +194,7 @@ func New(cfg Config) (*Server, error) {
 		_ = gw.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Gateway.Logger, gw: gw, api: api, obs: obs}
+	s := &Server{cfg: cfg, log: cfg.Gateway.Logger, gw: gw, api: api, obs: obs, tls: certs}
 	s.http = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           s.routes(),
@@ -236,9 +251,10 @@ func (s *Server) ServeListeners(ctx context.Context, ls Listeners) error {
 	}
 	s.obs.start()
 	defer s.obs.close()
-	s.log.Info("firetower serving", "addr", ls.HTTP.Addr().String(), "node", s.gw.NodeID())
+	s.log.Info("firetower serving", "addr", ls.HTTP.Addr().String(), "node", s.gw.NodeID(), "tls", s.tls.main != nil)
 	errc := make(chan error, 3)
-	go func() { errc <- s.http.Serve(ls.HTTP) }()
+	hl := s.tls.listener(ls.HTTP)
+	go func() { errc <- s.http.Serve(hl) }()
 	running := 1 + s.api.serve(ls, s.log, errc)
 	select {
 	case err := <-errc:

@@ -1,6 +1,7 @@
 package topicmgr
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,10 @@ type Config struct {
 	// Token is the shared cluster secret every HELLO must carry; empty
 	// accepts any client (bind the manager to a private address then).
 	Token string
+	// TLS, if not nil, makes Serve speak TLS on its listeners (gateways
+	// dial tms://). A GetCertificate may change the certificate while the
+	// manager runs (`firetower topicmanager` rereads its files on SIGHUP).
+	TLS *tls.Config
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
 }

@@ -18,6 +18,7 @@ package topicmgr
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -73,9 +74,15 @@ func New(cfg Config) (*Server, error) {
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("topicmgr: server closed")
 
-// Serve accepts connections on l until Shutdown or Close, which close l. It
-// returns ErrServerClosed then, or the accept error that ended it.
+// Serve accepts connections on l (over TLS when Config.TLS is set) until
+// Shutdown or Close, which close l. It returns ErrServerClosed then, or the
+// accept error that ended it.
 func (s *Server) Serve(l net.Listener) error {
+	if s.cfg.TLS != nil {
+		// The handshake runs on the session's first read, under its
+		// HELLO deadline (HandshakeTimeout).
+		l = tls.NewListener(l, s.cfg.TLS)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -86,7 +93,7 @@ func (s *Server) Serve(l net.Listener) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	s.log.Info("topic manager serving", "addr", l.Addr().String())
+	s.log.Info("topic manager serving", "addr", l.Addr().String(), "tls", s.cfg.TLS != nil)
 
 	var delay time.Duration // backoff on temporary accept errors (fd exhaustion)
 	for {

@@ -1,10 +1,14 @@
 package tm
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -14,6 +18,12 @@ import (
 // Scheme is the URL scheme of the topic-manager broker:
 // tm://host:port[,host:port...].
 const Scheme = "tm"
+
+// SchemeTLS is Scheme over TLS: tms://host:port[,...][?ca=FILE]. The
+// managers' certificates are verified against the system roots, or against
+// the PEM CA certificates in FILE only; each manager's host, as written in
+// the list (name or IP address), must be in its certificate.
+const SchemeTLS = "tms"
 
 // Defaults applied to zero Config fields.
 const (
@@ -61,6 +71,9 @@ type Config struct {
 	Managers []Manager
 	// Token is the shared cluster secret sent in HELLO (empty: none).
 	Token string
+	// TLS, if not nil, connects to the managers over TLS with this client
+	// configuration; an empty ServerName is each manager's host.
+	TLS *tls.Config
 
 	DialTimeout      time.Duration
 	HandshakeTimeout time.Duration
@@ -90,12 +103,24 @@ type Config struct {
 // with the other fields at their defaults. Spaces around entries are
 // trimmed; an empty list, an entry without a port, and a key given twice
 // are errors.
+//
+// "tms://...[?ca=FILE]" connects over TLS (see SchemeTLS); the CA file is
+// read here.
 func ParseURL(s string) (Config, error) {
-	rest, ok := strings.CutPrefix(s, Scheme+"://")
-	if !ok {
-		return Config{}, fmt.Errorf("tm: broker URL %q does not start with %s://", s, Scheme)
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || (scheme != Scheme && scheme != SchemeTLS) {
+		return Config{}, fmt.Errorf("tm: broker URL %q does not start with %s:// or %s://", s, Scheme, SchemeTLS)
 	}
 	var cfg Config
+	rest, query, _ := strings.Cut(rest, "?")
+	if scheme == SchemeTLS {
+		var err error
+		if cfg.TLS, err = parseTLSQuery(query); err != nil {
+			return Config{}, err
+		}
+	} else if query != "" {
+		return Config{}, fmt.Errorf("tm: broker URL %q: %s:// takes no options", s, Scheme)
+	}
 	for _, entry := range strings.Split(rest, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
@@ -111,6 +136,44 @@ func ParseURL(s string) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// parseTLSQuery builds the client TLS configuration of a tms:// URL.
+func parseTLSQuery(query string) (*tls.Config, error) {
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("tm: broker URL options %q: %w", query, err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	for key := range q {
+		if key != "ca" {
+			return nil, fmt.Errorf("tm: unknown broker URL option %q (want ca=FILE)", key)
+		}
+	}
+	if file := q.Get("ca"); file != "" {
+		pem, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("tm: CA file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tm: CA file %s holds no PEM certificate", file)
+		}
+	}
+	return cfg, nil
+}
+
+// clientTLS wraps a connection to the manager at addr in TLS, or returns
+// it as it is when c.TLS is nil.
+func (c *Config) clientTLS(conn net.Conn, addr string) net.Conn {
+	if c.TLS == nil {
+		return conn
+	}
+	cfg := c.TLS.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	return tls.Client(conn, cfg)
 }
 
 // Validate reports every nonsensical setting, joined into one error.

@@ -3,6 +3,7 @@ package tm
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -340,6 +341,13 @@ func (l *link) dial() (net.Conn, *cluster.Reader, cluster.Welcome, error) {
 	if err != nil {
 		return nil, nil, cluster.Welcome{}, err
 	}
+	if tc, ok := cfg.clientTLS(conn, l.m.Addr).(*tls.Conn); ok {
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, nil, cluster.Welcome{}, fmt.Errorf("TLS: %w", err)
+		}
+		conn = tc
+	}
 	hello := l.hello()
 	_ = conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	fail := func(err error) (net.Conn, *cluster.Reader, cluster.Welcome, error) {
@@ -389,6 +397,7 @@ func (l *link) farewell() {
 	if err != nil {
 		return
 	}
+	conn = l.b.cfg.clientTLS(conn, l.m.Addr) // the handshake runs under the deadline
 	defer conn.Close()
 	_ = conn.SetDeadline(deadline)
 	if _, err := conn.Write(l.hello()); err != nil {

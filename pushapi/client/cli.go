@@ -31,9 +31,10 @@ const Usage = `  publish        publish JSON to a topic (--topic T --data JSON)
   close-topic    remove every subscriber from a topic (--topic T)
   info           describe the node
   nodes          describe the cluster
+  drain          move the node's clients to other nodes; it takes no new ones (--window D)
 `
 
-var commands = []string{"publish", "broadcast", "push", "count", "topics", "disconnect", "kick", "close-topic", "info", "nodes"}
+var commands = []string{"publish", "broadcast", "push", "count", "topics", "disconnect", "kick", "close-topic", "info", "nodes", "drain"}
 
 // IsCommand reports whether name is one of the API commands Run knows.
 func IsCommand(name string) bool { return slices.Contains(commands, name) }
@@ -58,6 +59,7 @@ func Run(name string, args []string, getenv func(string) string, stdin io.Reader
 	var topic, topics, data, dataFile, clientID, userID, cursor string
 	var limit int
 	var all bool
+	var window time.Duration
 	usesData := func() {
 		fs.StringVar(&data, "data", "", "the payload: one JSON value (a string needs its quotes: '\"hi\"')")
 		fs.StringVar(&dataFile, "data-file", "", "read the payload from this file (- for stdin)")
@@ -84,6 +86,8 @@ func Run(name string, args []string, getenv func(string) string, stdin io.Reader
 		fs.IntVar(&limit, "limit", 0, "page size (default: the server's, 100)")
 		fs.StringVar(&cursor, "cursor", "", "nextCursor of the previous page")
 		fs.BoolVar(&all, "all", false, "fetch every page")
+	case "drain":
+		fs.DurationVar(&window, "window", 0, "spread the client closes over this long (default: the server's --drain-window; at most 1h)")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -127,6 +131,9 @@ func Run(name string, args []string, getenv func(string) string, stdin io.Reader
 	}
 	if (name == "push" || name == "disconnect") && (clientID == "") == (userID == "") {
 		return usage("give exactly one of --client and --user")
+	}
+	if window < 0 {
+		return usage("--window must not be negative")
 	}
 
 	c := &Client{Server: *server, APIKey: *key, HTTP: &http.Client{Timeout: *timeout}}
@@ -187,6 +194,8 @@ func Run(name string, args []string, getenv func(string) string, stdin io.Reader
 		out, err = c.Info(ctx)
 	case "nodes":
 		out, err = c.Nodes(ctx)
+	case "drain":
+		out, err = c.Drain(ctx, window)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "firetower %s: %v\n", name, err)

@@ -142,6 +142,20 @@ func (c *Client) Nodes(ctx context.Context) (pushapi.Cluster, error) {
 	return out, err
 }
 
+// Drain puts the node in drain (POST /api/drain): new websocket upgrades
+// get 503, its clients are closed with 1001 spread over window (0: the
+// server's --drain-window) and reconnect to other nodes. It cannot be
+// undone. It returns the node, "draining": true.
+func (c *Client) Drain(ctx context.Context, window time.Duration) (gateway.NodeInfo, error) {
+	var out gateway.NodeInfo
+	var body any
+	if window != 0 {
+		body = pushapi.DrainRequest{Window: window.String()}
+	}
+	err := c.do(ctx, http.MethodPost, "/api/drain", nil, body, &out)
+	return out, err
+}
+
 // do sends one request and decodes the answer into out, or returns an
 // *Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
