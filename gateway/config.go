@@ -179,6 +179,10 @@ type Config struct {
 	// fires there). Connections netpoll cannot take (TLS, other systems)
 	// stay on goroutines.
 	Transport Transport
+	// Pollers is the number of epoll loops of the netpoll transport
+	// (default: GOMAXPROCS). Each is one goroutine serving its share of
+	// the connections.
+	Pollers int
 
 	// Observer, if set, receives the timings of the publish path (fan-out
 	// and broker publish) for metrics. Default: none.
@@ -234,6 +238,9 @@ func (c *Config) Validate() error {
 	case "", SlowConsumerDrop, SlowConsumerDisconnect:
 	default:
 		errs = append(errs, fmt.Errorf("SlowConsumer %q is not %q or %q", c.SlowConsumer, SlowConsumerDrop, SlowConsumerDisconnect))
+	}
+	if c.Pollers < 0 {
+		errs = append(errs, fmt.Errorf("Pollers must not be negative"))
 	}
 	switch c.Transport {
 	case "", TransportGoroutine, TransportNetpoll:

@@ -153,7 +153,10 @@ func (g *Gateway) pollerFor(fd int) (*poller, error) {
 		return nil, ErrGatewayClosed
 	}
 	if g.pollers == nil {
-		n := runtime.GOMAXPROCS(0)
+		n := g.cfg.Pollers
+		if n <= 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
 		ps := make([]*poller, 0, n)
 		for range n {
 			p, err := newPoller(g)

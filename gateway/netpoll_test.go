@@ -141,3 +141,28 @@ func TestNetpollPartialWritesResume(t *testing.T) {
 		t.Fatalf("%d dropped", s.Dropped)
 	}
 }
+
+// Config.Pollers sets the number of epoll loops; one serves everything.
+func TestNetpollOnePoller(t *testing.T) {
+	cfg := netpollConfig(t)
+	cfg.Pollers = 1
+	ts := newTestServer(t, cfg, nil)
+	conns := make([]*rawConn, 10)
+	for i := range conns {
+		conns[i] = rawDial(t, ts.url, nil)
+		conns[i].sendText(`{"type":"subscribe","topic":"one","data":""}`)
+	}
+	waitCount(t, ts.gw, "one", int64(len(conns)))
+	pub := rawDial(t, ts.url, nil)
+	pub.sendText(`{"type":"publish","topic":"one","data":"x"}`)
+	for _, c := range conns {
+		if got := c.nextData(5 * time.Second); got != `"x"` {
+			t.Fatalf("got %q", got)
+		}
+	}
+	bad := netpollConfig(t)
+	bad.Pollers = -1
+	if _, err := gateway.New(bad); err == nil {
+		t.Fatal("Pollers -1 accepted")
+	}
+}

@@ -75,6 +75,7 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 	fs.IntVar(&gw.MaxTopicLength, "max-topic-length", 255, "longest topic name in bytes")
 	fs.IntVar(&gw.MaxSubscriptions, "max-subscriptions", gateway.DefaultMaxSubscriptions, "topics per connection (-1: no limit)")
 	fs.StringVar((*string)(&gw.Transport), "transport", string(gateway.TransportNetpoll), "how connections are served: netpoll (epoll, no goroutine or buffer per idle connection; handlers run on the pollers) or goroutine (gorilla's reader and writer per connection, as the original)")
+	fs.IntVar(&gw.Pollers, "pollers", 0, "netpoll transport: epoll loops (0: one per CPU, GOMAXPROCS)")
 	fs.IntVar(&gw.InboundQueue, "inbound-queue", gateway.DefaultInboundQueue, "client frames waiting for the handlers (the original's chanLens)")
 	fs.DurationVar(&gw.ReadTimeout, "read-timeout", gateway.DefaultReadTimeout, "wait on a full inbound queue before the read-timeout callback")
 	fs.IntVar(&gw.OutboundQueue, "outbound-queue", gateway.DefaultOutboundQueue, "frames waiting for one client's writer")
