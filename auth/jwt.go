@@ -103,11 +103,18 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	return claims, nil
 }
 
+var _ gateway.TokenAuthenticator = (*Verifier)(nil)
+
 // Authenticate implements gateway.Authenticator: the token comes from the
 // "token" query parameter or an "Authorization: Bearer" header. The
 // connection is closed (4403) when the token expires, leeway included.
 func (v *Verifier) Authenticate(r *http.Request) (*gateway.Identity, error) {
-	token := TokenFromRequest(r)
+	return v.AuthenticateToken(TokenFromRequest(r))
+}
+
+// AuthenticateToken implements gateway.TokenAuthenticator: the identity
+// of a token, for the upgrade and for a v2 client's refresh.
+func (v *Verifier) AuthenticateToken(token string) (*gateway.Identity, error) {
 	if token == "" {
 		return nil, ErrNoToken
 	}

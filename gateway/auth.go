@@ -20,6 +20,16 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (*Identity, error)
 }
 
+// TokenAuthenticator is an Authenticator that can also check a token on
+// its own: v2 clients then renew their credentials on an open connection
+// with {"type":"refresh","token":"..."} before they expire. The new
+// identity must name the same user; its grants and expiry replace the old
+// ones. Package auth's Verifier implements it.
+type TokenAuthenticator interface {
+	Authenticator
+	AuthenticateToken(token string) (*Identity, error)
+}
+
 // AuthenticatorFunc adapts a function to Authenticator.
 type AuthenticatorFunc func(r *http.Request) (*Identity, error)
 

@@ -97,6 +97,7 @@ type FireInfo struct {
 	// the outcome of a Publish made while handling the frame.
 	reqID  json.RawMessage
 	topics []string // the parsed topic list of a subscribe or unsubscribe frame
+	token  string   // the credentials of a v2 refresh
 	pubErr error
 }
 

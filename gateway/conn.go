@@ -356,6 +356,7 @@ func (t *FireTower) decode(mt int, data []byte) *FireInfo {
 		return nil
 	}
 	fire.Message.Type, fire.Message.Topic, fire.Message.Data = frame.Type, frame.Topic, frame.Data
+	fire.token = frame.Token
 	switch frame.Kind(t.version) {
 	case protocol.KindSubscribe, protocol.KindUnsubscribe:
 		topics, err := frame.TopicList(t.gw.cfg.MaxTopicLength)

@@ -56,7 +56,6 @@ type npConn struct {
 
 	started atomic.Bool // Start has run; the poller may serve the socket
 	abort   atomic.Bool // drop the connection without writing (Shutdown's deadline)
-	expire  *time.Timer
 
 	registered bool   // in the poller's epoll set
 	rbuf       []byte // an incomplete frame kept for the next read
@@ -916,9 +915,7 @@ func (p *poller) teardown(t *FireTower) {
 	if first {
 		close(t.closing)
 	}
-	if np.expire != nil {
-		np.expire.Stop()
-	}
+	t.stopExpiry()
 	if np.done != nil {
 		defer close(np.done)
 	}
@@ -939,9 +936,7 @@ func (t *FireTower) startNetpoll() {
 		}
 		return
 	}
-	if t.auth != nil && !t.auth.Expires.IsZero() {
-		np.expire = time.AfterFunc(time.Until(t.auth.Expires), t.expire)
-	}
+	t.setExpiry()
 	if t.onConnectHandler != nil {
 		if !t.call("OnConnectHandler", func() bool { return t.onConnectHandler() }) {
 			t.closeWith(protocol.CloseRejected, "connection refused", true)

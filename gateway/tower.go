@@ -64,6 +64,8 @@ type FireTower struct {
 
 	out outbound
 	np  *npConn // the netpoll transport's state; nil on the goroutine transport
+
+	expiry *time.Timer // closes the connection when auth expires (setExpiry)
 	// closing is closed by the first closeWith; readerDone and writerDone
 	// when those goroutines have exited.
 	closing    chan struct{}
@@ -239,10 +241,8 @@ func (t *FireTower) run() {
 
 	go t.writeLoop()
 	go t.readLoop()
-	if t.auth != nil && !t.auth.Expires.IsZero() {
-		expire := time.AfterFunc(time.Until(t.auth.Expires), t.expire)
-		defer expire.Stop()
-	}
+	t.setExpiry()
+	defer t.stopExpiry()
 
 	if t.onConnectHandler != nil {
 		if !t.call("OnConnectHandler", func() bool { return t.onConnectHandler() }) {
@@ -260,6 +260,67 @@ func (t *FireTower) run() {
 	}
 	t.finish()
 	<-t.writerDone
+}
+
+// setExpiry (re)arms the close at the end of the credentials, or disarms
+// it when they do not end. Only the goroutine that dispatches the tower's
+// frames calls it (and Run or the poller before and after).
+func (t *FireTower) setExpiry() {
+	if t.auth == nil || t.auth.Expires.IsZero() {
+		t.stopExpiry()
+		return
+	}
+	d := time.Until(t.auth.Expires)
+	if t.expiry == nil {
+		t.expiry = time.AfterFunc(d, t.expire)
+		return
+	}
+	t.expiry.Reset(d)
+}
+
+func (t *FireTower) stopExpiry() {
+	if t.expiry != nil {
+		t.expiry.Stop()
+	}
+}
+
+// refresh replaces the connection's credentials with those of a v2
+// refresh frame's token (TokenAuthenticator): same user, new grants and
+// expiry. Topics the new grants no longer cover are unsubscribed
+// (UnSubscribeHandler fires with them).
+func (t *FireTower) refresh(fire *FireInfo) {
+	ta, ok := t.gw.cfg.Authenticator.(TokenAuthenticator)
+	if !ok || t.auth == nil {
+		t.replyError(fire, protocol.CodeBadRequest, "this connection has no credentials to refresh")
+		return
+	}
+	id, err := ta.AuthenticateToken(fire.token)
+	if err != nil || id == nil {
+		t.gw.stats.authFailures.Add(1)
+		msg := "no identity"
+		if err != nil {
+			msg = err.Error()
+		}
+		t.replyError(fire, protocol.CodeUnauthorized, "token refused: "+msg)
+		return
+	}
+	if id.UserID != t.auth.UserID {
+		t.gw.stats.authFailures.Add(1)
+		t.replyError(fire, protocol.CodeForbidden, "the token is for another user")
+		return
+	}
+	t.auth = id
+	t.setExpiry()
+	var lost []string
+	for _, topic := range t.Topics() {
+		if !Granted(id.Subscribe, topic) {
+			lost = append(lost, topic)
+		}
+	}
+	if removed := t.Unsubscribe(lost...); len(removed) > 0 && t.unSubscribeHandler != nil {
+		t.call("UnSubscribeHandler", func() bool { return t.unSubscribeHandler(fire.Context, removed) })
+	}
+	t.replyAck(fire)
 }
 
 // expire closes a connection whose credentials ran out.
@@ -312,6 +373,9 @@ func (t *FireTower) dispatch(fire *FireInfo) {
 		return
 	case protocol.KindSubscribe, protocol.KindUnsubscribe:
 		t.dispatchSubscription(fire, frame.Kind(t.version))
+		return
+	case protocol.KindRefresh:
+		t.refresh(fire)
 		return
 	}
 	if t.auth != nil && !Granted(t.auth.Publish, fire.Message.Topic) {

@@ -30,6 +30,7 @@ const (
 	KindSubscribe               // "subscribe"
 	KindUnsubscribe             // "unSubscribe" (v1 and v2) or "unsubscribe" (v2)
 	KindPong                    // "pong" (v2 only): a reply to a server ping, otherwise ignored
+	KindRefresh                 // "refresh" (v2 only): new credentials for the connection
 )
 
 // Frame type strings of the wire protocols.
@@ -39,6 +40,7 @@ const (
 	TypeUnsubscribeV2 = "unsubscribe"
 	TypePublish       = "publish"
 	TypePong          = "pong"
+	TypeRefresh       = "refresh"
 )
 
 // ClientFrame is one decoded client-to-server frame. The v1 form is
@@ -50,6 +52,7 @@ type ClientFrame struct {
 	Topic  string          `json:"topic"`
 	Topics []string        `json:"topics,omitempty"`
 	Data   json.RawMessage `json:"data"`
+	Token  string          `json:"token,omitempty"` // v2 "refresh": the new credentials
 }
 
 // Decode parses one client text frame of protocol v. On a v2 error the
@@ -99,10 +102,13 @@ func (f *ClientFrame) Kind(v Version) Kind {
 		return KindSubscribe
 	case TypeUnsubscribeV1:
 		return KindUnsubscribe
-	case TypeUnsubscribeV2, TypePong:
+	case TypeUnsubscribeV2, TypePong, TypeRefresh:
 		if v == V2 {
-			if f.Type == TypePong {
+			switch f.Type {
+			case TypePong:
 				return KindPong
+			case TypeRefresh:
+				return KindRefresh
 			}
 			return KindUnsubscribe
 		}

@@ -225,6 +225,7 @@ func TestKind(t *testing.T) {
 		{"unSubscribe", KindUnsubscribe, KindUnsubscribe},
 		{"unsubscribe", KindMessage, KindUnsubscribe},
 		{"pong", KindMessage, KindPong},
+		{"refresh", KindMessage, KindRefresh},
 		{"publish", KindMessage, KindMessage},
 		{"ping", KindMessage, KindMessage},
 		{"", KindMessage, KindMessage},

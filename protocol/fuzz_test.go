@@ -231,6 +231,8 @@ func checkDecoded(t *testing.T, v Version, f ClientFrame) {
 		want = KindUnsubscribe
 	case f.Type == "pong" && v == V2:
 		want = KindPong
+	case f.Type == "refresh" && v == V2:
+		want = KindRefresh
 	}
 	if k := f.Kind(v); k != want {
 		t.Fatalf("%v type %q classified as %d, want %d", v, f.Type, k, want)

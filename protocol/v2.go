@@ -9,6 +9,7 @@ import (
 // meanings so that the same code can be reused by the push API.
 const (
 	CodeBadRequest    = 400 // malformed JSON, unknown or missing fields
+	CodeUnauthorized  = 401 // a refresh token refused (invalid, expired)
 	CodeForbidden     = 403 // refused by BeforeSubscribeHandler or by a permission
 	CodeNotFound      = 404 // unsubscribe from a topic the connection does not hold
 	CodeTooLarge      = 413 // data over the message size limit
