@@ -329,6 +329,24 @@ test('v2: waiting while disconnected, timeouts, losing in-flight requests, re-su
   assert.equal(ft.state, 'closed');
 });
 
+test('v2: refresh sends the new token and keeps it for reconnections', async () => {
+  const { ctx, last } = load();
+  const ft = new ctx.FireTower('ws://h/ws?token=old&room=1#x', { random: () => 0 });
+  await tick();
+  const ws = last();
+  ws.accept();
+  const p = ft.refresh('new token');
+  const frame = ws.frames().pop();
+  assert.deepEqual(frame, { type: 'refresh', token: 'new token', id: frame.id });
+  ws.deliver({ type: 'ack', id: frame.id });
+  await p;
+  assert.equal(ft.url, 'ws://h/ws?room=1&token=new%20token#x');
+  const bad = ft.refresh('forged');
+  const badFrame = ws.frames().pop();
+  ws.deliver({ type: 'error', id: badFrame.id, error: { code: 401, message: 'token refused' } });
+  await assert.rejects(bad, (e) => e.code === 401);
+});
+
 test('v2: a server that does not accept the v2 subprotocol is final', () => {
   const { ctx, sockets, clock, last } = load();
   const ft = new ctx.FireTower('ws://h/ws');

@@ -595,6 +595,36 @@
     return this._request({ type: 'unsubscribe', topics: list });
   };
 
+  // refresh (v2) sends a new token for the open connection
+  // ({type:'refresh'}; the server checks it and moves the connection's
+  // expiry) and puts it in the URL's token parameter, so that later
+  // reconnections present it too. It returns a promise of the server's ack.
+  proto.refresh = function (token) {
+    token = String(token);
+    this.url = withParam(this.url, 'token', token);
+    if (this.protocol === 'v1') {
+      return Promise.reject(FireTowerError(400, 'refresh needs protocol v2; v1 reconnects with the new URL'));
+    }
+    return this._request({ type: 'refresh', token: token });
+  };
+
+  // withParam sets query parameter name of url to value.
+  function withParam(url, name, value) {
+    var hash = '';
+    var i = url.indexOf('#');
+    if (i >= 0) {
+      hash = url.slice(i);
+      url = url.slice(0, i);
+    }
+    var q = url.indexOf('?');
+    var base = q >= 0 ? url.slice(0, q) : url;
+    var params = q >= 0 ? url.slice(q + 1).split('&').filter(function (p) {
+      return p !== '' && p.split('=')[0] !== name;
+    }) : [];
+    params.push(name + '=' + encodeURIComponent(value));
+    return base + '?' + params.join('&') + hash;
+  }
+
   // firetower is the original firetower_v0.1.js entry point, with or
   // without `new`: protocol v1 and no reconnect unless opts say otherwise.
   // onopen runs on every (re)connection, after the topics were subscribed
