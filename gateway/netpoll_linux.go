@@ -645,6 +645,14 @@ func (p *poller) read(t *FireTower) {
 		return
 	}
 	np.lastRead = p.now
+	p.consume(t, buf[:n0+n], n)
+}
+
+// consume handles data: the bytes of an incomplete frame kept from the
+// last read followed by the n bytes just read. The complete frames are
+// handled; what is left of an incomplete one is kept in np.rbuf.
+func (p *poller) consume(t *FireTower, data []byte, n int) {
+	np := t.np
 	if np.broken {
 		np.rbuf = nil
 		np.discarded += int64(n)
@@ -653,7 +661,6 @@ func (p *poller) read(t *FireTower) {
 		}
 		return
 	}
-	data := buf[:n0+n]
 	used := p.parse(t, data)
 	if np.gone {
 		return
