@@ -177,8 +177,13 @@ var routes = []route{
 		var window time.Duration
 		if req.Window != "" {
 			var err error
-			if window, err = time.ParseDuration(req.Window); err != nil || window <= 0 {
-				return nil, errorf(CodeBadRequest, "window %q is not a positive duration such as \"2s\"", req.Window)
+			if window, err = time.ParseDuration(req.Window); err != nil {
+				return nil, errorf(CodeBadRequest, "window %q is not a duration such as \"2s\"", req.Window)
+			}
+			// "0s" names a window, so it is refused rather than taken
+			// for the default.
+			if err := CheckDrainWindow(window); err != nil {
+				return nil, err
 			}
 		}
 		return s.Drain(r.Context(), window)

@@ -371,18 +371,30 @@ func (h *topicHeap) Pop() any {
 // Info describes this node.
 func (s *Service) Info() gateway.NodeInfo { return s.gw.Info() }
 
+// CheckDrainWindow checks a drain window that a caller named (the "window"
+// of POST /api/drain, DrainRequest.window in gRPC): more than 0 and at most
+// MaxDrainWindow, else a CodeBadRequest error. Naming none means
+// Config.DrainWindow: pass 0 to Drain. Every transport checks with this,
+// so that they refuse the same windows with the same message.
+func CheckDrainWindow(window time.Duration) error {
+	if window <= 0 || window > MaxDrainWindow {
+		return errorf(CodeBadRequest, "window %v out of range: more than 0, at most %v", window, MaxDrainWindow)
+	}
+	return nil
+}
+
 // Drain puts this node in drain, as the first phase of SIGTERM does
 // (gateway.Gateway.Drain): new websocket upgrades get 503 with Retry-After,
 // /readyz answers 503, and the open connections are closed with 1001 spread
-// over window (0: Config.DrainWindow) so that they reconnect to other
-// nodes. The process keeps running: its operator or orchestrator stops it.
-// Draining a draining node changes nothing. It returns the node's Info.
+// over window (0: Config.DrainWindow; else see CheckDrainWindow) so that
+// they reconnect to other nodes. The process keeps running: its operator or
+// orchestrator stops it. Draining a draining node changes nothing. It
+// returns the node's Info.
 func (s *Service) Drain(_ context.Context, window time.Duration) (gateway.NodeInfo, error) {
-	switch {
-	case window == 0:
+	if window == 0 {
 		window = s.cfg.DrainWindow
-	case window < 0 || window > MaxDrainWindow:
-		return gateway.NodeInfo{}, errorf(CodeBadRequest, "window %v out of range 0..%v", window, MaxDrainWindow)
+	} else if err := CheckDrainWindow(window); err != nil {
+		return gateway.NodeInfo{}, err
 	}
 	if err := s.gw.Drain(window); err != nil {
 		return gateway.NodeInfo{}, ErrorOf(err)

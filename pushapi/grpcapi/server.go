@@ -10,6 +10,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/firetower-go/firetower/gateway"
 	"github.com/firetower-go/firetower/pushapi"
@@ -232,6 +233,27 @@ func (s *server) Nodes(context.Context, *pb.NodesRequest) (*pb.NodesResponse, er
 		out.Nodes[i] = nodeInfo(n)
 	}
 	return out, nil
+}
+
+// Drain is POST /api/drain: an unset window means the server's
+// --drain-window, a set one is checked as HTTP checks its "window" (so
+// "0s" is refused, not taken for the default).
+func (s *server) Drain(ctx context.Context, req *pb.DrainRequest) (*pb.NodeInfo, error) {
+	var window time.Duration
+	if w := req.GetWindow(); w != nil {
+		if err := w.CheckValid(); err != nil {
+			return nil, statusOf(&pushapi.Error{Code: pushapi.CodeBadRequest, Message: "window: " + err.Error()})
+		}
+		window = w.AsDuration()
+		if err := pushapi.CheckDrainWindow(window); err != nil {
+			return nil, statusOf(err)
+		}
+	}
+	n, err := s.svc.Drain(ctx, window)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return nodeInfo(n), nil
 }
 
 func nodeInfo(n gateway.NodeInfo) *pb.NodeInfo {

@@ -1028,6 +1028,52 @@ func (*NodesRequest) Descriptor() ([]byte, []int) {
 	return file_firetower_v1_push_proto_rawDescGZIP(), []int{16}
 }
 
+type DrainRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Spread the client closes over this long: more than 0, at most 1 h
+	// (INVALID_ARGUMENT otherwise). Unset: the server's --drain-window.
+	Window        *durationpb.Duration `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainRequest) Reset() {
+	*x = DrainRequest{}
+	mi := &file_firetower_v1_push_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainRequest) ProtoMessage() {}
+
+func (x *DrainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_firetower_v1_push_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
+func (*DrainRequest) Descriptor() ([]byte, []int) {
+	return file_firetower_v1_push_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DrainRequest) GetWindow() *durationpb.Duration {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
 type NodesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sorted by id; the answering node has self set.
@@ -1038,7 +1084,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_firetower_v1_push_proto_msgTypes[17]
+	mi := &file_firetower_v1_push_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1096,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_firetower_v1_push_proto_msgTypes[17]
+	mi := &file_firetower_v1_push_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1109,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_firetower_v1_push_proto_rawDescGZIP(), []int{17}
+	return file_firetower_v1_push_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NodesResponse) GetNodes() []*NodeInfo {
@@ -1093,7 +1139,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_firetower_v1_push_proto_msgTypes[18]
+	mi := &file_firetower_v1_push_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1151,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_firetower_v1_push_proto_msgTypes[18]
+	mi := &file_firetower_v1_push_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1164,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_firetower_v1_push_proto_rawDescGZIP(), []int{18}
+	return file_firetower_v1_push_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -1209,7 +1255,7 @@ type Stats struct {
 
 func (x *Stats) Reset() {
 	*x = Stats{}
-	mi := &file_firetower_v1_push_proto_msgTypes[19]
+	mi := &file_firetower_v1_push_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1267,7 @@ func (x *Stats) String() string {
 func (*Stats) ProtoMessage() {}
 
 func (x *Stats) ProtoReflect() protoreflect.Message {
-	mi := &file_firetower_v1_push_proto_msgTypes[19]
+	mi := &file_firetower_v1_push_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1280,7 @@ func (x *Stats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stats.ProtoReflect.Descriptor instead.
 func (*Stats) Descriptor() ([]byte, []int) {
-	return file_firetower_v1_push_proto_rawDescGZIP(), []int{19}
+	return file_firetower_v1_push_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Stats) GetConnections() int64 {
@@ -1358,7 +1404,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_firetower_v1_push_proto_msgTypes[20]
+	mi := &file_firetower_v1_push_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1416,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_firetower_v1_push_proto_msgTypes[20]
+	mi := &file_firetower_v1_push_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1429,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_firetower_v1_push_proto_rawDescGZIP(), []int{20}
+	return file_firetower_v1_push_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SubscribeRequest) GetTopic() string {
@@ -1410,7 +1456,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_firetower_v1_push_proto_msgTypes[21]
+	mi := &file_firetower_v1_push_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1468,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_firetower_v1_push_proto_msgTypes[21]
+	mi := &file_firetower_v1_push_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1481,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_firetower_v1_push_proto_rawDescGZIP(), []int{21}
+	return file_firetower_v1_push_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Message) GetTopic() string {
@@ -1523,7 +1569,9 @@ const file_firetower_v1_push_proto_rawDesc = "" +
 	"\x11CloseTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"\r\n" +
 	"\vInfoRequest\"\x0e\n" +
-	"\fNodesRequest\"=\n" +
+	"\fNodesRequest\"A\n" +
+	"\fDrainRequest\x121\n" +
+	"\x06window\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06window\"=\n" +
 	"\rNodesResponse\x12,\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x16.firetower.v1.NodeInfoR\x05nodes\"\xd4\x02\n" +
 	"\bNodeInfo\x12\x0e\n" +
@@ -1563,7 +1611,7 @@ const file_firetower_v1_push_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04json\x18\x03 \x01(\tR\x04json\x12\x18\n" +
-	"\adropped\x18\x04 \x01(\x03R\adropped2\xe6\a\n" +
+	"\adropped\x18\x04 \x01(\x03R\adropped2\xa3\b\n" +
 	"\vPushService\x12F\n" +
 	"\aPublish\x12\x1c.firetower.v1.PublishRequest\x1a\x1d.firetower.v1.PublishResponse\x12L\n" +
 	"\tBroadcast\x12\x1e.firetower.v1.BroadcastRequest\x1a\x1f.firetower.v1.BroadcastResponse\x12M\n" +
@@ -1578,7 +1626,8 @@ const file_firetower_v1_push_proto_rawDesc = "" +
 	"\n" +
 	"CloseTopic\x12\x1f.firetower.v1.CloseTopicRequest\x1a\x1e.firetower.v1.AffectedResponse\x129\n" +
 	"\x04Info\x12\x19.firetower.v1.InfoRequest\x1a\x16.firetower.v1.NodeInfo\x12@\n" +
-	"\x05Nodes\x12\x1a.firetower.v1.NodesRequest\x1a\x1b.firetower.v1.NodesResponse\x12D\n" +
+	"\x05Nodes\x12\x1a.firetower.v1.NodesRequest\x1a\x1b.firetower.v1.NodesResponse\x12;\n" +
+	"\x05Drain\x12\x1a.firetower.v1.DrainRequest\x1a\x16.firetower.v1.NodeInfo\x12D\n" +
 	"\tSubscribe\x12\x1e.firetower.v1.SubscribeRequest\x1a\x15.firetower.v1.Message0\x01B1Z/github.com/firetower-go/firetower/pushapi/pb;pbb\x06proto3"
 
 var (
@@ -1593,7 +1642,7 @@ func file_firetower_v1_push_proto_rawDescGZIP() []byte {
 	return file_firetower_v1_push_proto_rawDescData
 }
 
-var file_firetower_v1_push_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_firetower_v1_push_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_firetower_v1_push_proto_goTypes = []any{
 	(*PublishRequest)(nil),             // 0: firetower.v1.PublishRequest
 	(*PublishResponse)(nil),            // 1: firetower.v1.PublishResponse
@@ -1612,53 +1661,57 @@ var file_firetower_v1_push_proto_goTypes = []any{
 	(*CloseTopicRequest)(nil),          // 14: firetower.v1.CloseTopicRequest
 	(*InfoRequest)(nil),                // 15: firetower.v1.InfoRequest
 	(*NodesRequest)(nil),               // 16: firetower.v1.NodesRequest
-	(*NodesResponse)(nil),              // 17: firetower.v1.NodesResponse
-	(*NodeInfo)(nil),                   // 18: firetower.v1.NodeInfo
-	(*Stats)(nil),                      // 19: firetower.v1.Stats
-	(*SubscribeRequest)(nil),           // 20: firetower.v1.SubscribeRequest
-	(*Message)(nil),                    // 21: firetower.v1.Message
-	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
+	(*DrainRequest)(nil),               // 17: firetower.v1.DrainRequest
+	(*NodesResponse)(nil),              // 18: firetower.v1.NodesResponse
+	(*NodeInfo)(nil),                   // 19: firetower.v1.NodeInfo
+	(*Stats)(nil),                      // 20: firetower.v1.Stats
+	(*SubscribeRequest)(nil),           // 21: firetower.v1.SubscribeRequest
+	(*Message)(nil),                    // 22: firetower.v1.Message
 	(*durationpb.Duration)(nil),        // 23: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
 }
 var file_firetower_v1_push_proto_depIdxs = []int32{
 	1,  // 0: firetower.v1.BroadcastResponse.messages:type_name -> firetower.v1.PublishResponse
 	8,  // 1: firetower.v1.TopicsResponse.topics:type_name -> firetower.v1.TopicCount
-	18, // 2: firetower.v1.NodesResponse.nodes:type_name -> firetower.v1.NodeInfo
-	22, // 3: firetower.v1.NodeInfo.started_at:type_name -> google.protobuf.Timestamp
-	22, // 4: firetower.v1.NodeInfo.updated_at:type_name -> google.protobuf.Timestamp
-	23, // 5: firetower.v1.NodeInfo.interval:type_name -> google.protobuf.Duration
-	19, // 6: firetower.v1.NodeInfo.stats:type_name -> firetower.v1.Stats
-	0,  // 7: firetower.v1.PushService.Publish:input_type -> firetower.v1.PublishRequest
-	2,  // 8: firetower.v1.PushService.Broadcast:input_type -> firetower.v1.BroadcastRequest
-	4,  // 9: firetower.v1.PushService.PushClient:input_type -> firetower.v1.PushClientRequest
-	5,  // 10: firetower.v1.PushService.PushUser:input_type -> firetower.v1.PushUserRequest
-	7,  // 11: firetower.v1.PushService.Count:input_type -> firetower.v1.CountRequest
-	9,  // 12: firetower.v1.PushService.Topics:input_type -> firetower.v1.TopicsRequest
-	11, // 13: firetower.v1.PushService.DisconnectClient:input_type -> firetower.v1.DisconnectClientRequest
-	12, // 14: firetower.v1.PushService.DisconnectUser:input_type -> firetower.v1.DisconnectUserRequest
-	13, // 15: firetower.v1.PushService.RemoveUserFromTopic:input_type -> firetower.v1.RemoveUserFromTopicRequest
-	14, // 16: firetower.v1.PushService.CloseTopic:input_type -> firetower.v1.CloseTopicRequest
-	15, // 17: firetower.v1.PushService.Info:input_type -> firetower.v1.InfoRequest
-	16, // 18: firetower.v1.PushService.Nodes:input_type -> firetower.v1.NodesRequest
-	20, // 19: firetower.v1.PushService.Subscribe:input_type -> firetower.v1.SubscribeRequest
-	1,  // 20: firetower.v1.PushService.Publish:output_type -> firetower.v1.PublishResponse
-	3,  // 21: firetower.v1.PushService.Broadcast:output_type -> firetower.v1.BroadcastResponse
-	6,  // 22: firetower.v1.PushService.PushClient:output_type -> firetower.v1.AffectedResponse
-	6,  // 23: firetower.v1.PushService.PushUser:output_type -> firetower.v1.AffectedResponse
-	8,  // 24: firetower.v1.PushService.Count:output_type -> firetower.v1.TopicCount
-	10, // 25: firetower.v1.PushService.Topics:output_type -> firetower.v1.TopicsResponse
-	6,  // 26: firetower.v1.PushService.DisconnectClient:output_type -> firetower.v1.AffectedResponse
-	6,  // 27: firetower.v1.PushService.DisconnectUser:output_type -> firetower.v1.AffectedResponse
-	6,  // 28: firetower.v1.PushService.RemoveUserFromTopic:output_type -> firetower.v1.AffectedResponse
-	6,  // 29: firetower.v1.PushService.CloseTopic:output_type -> firetower.v1.AffectedResponse
-	18, // 30: firetower.v1.PushService.Info:output_type -> firetower.v1.NodeInfo
-	17, // 31: firetower.v1.PushService.Nodes:output_type -> firetower.v1.NodesResponse
-	21, // 32: firetower.v1.PushService.Subscribe:output_type -> firetower.v1.Message
-	20, // [20:33] is the sub-list for method output_type
-	7,  // [7:20] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	23, // 2: firetower.v1.DrainRequest.window:type_name -> google.protobuf.Duration
+	19, // 3: firetower.v1.NodesResponse.nodes:type_name -> firetower.v1.NodeInfo
+	24, // 4: firetower.v1.NodeInfo.started_at:type_name -> google.protobuf.Timestamp
+	24, // 5: firetower.v1.NodeInfo.updated_at:type_name -> google.protobuf.Timestamp
+	23, // 6: firetower.v1.NodeInfo.interval:type_name -> google.protobuf.Duration
+	20, // 7: firetower.v1.NodeInfo.stats:type_name -> firetower.v1.Stats
+	0,  // 8: firetower.v1.PushService.Publish:input_type -> firetower.v1.PublishRequest
+	2,  // 9: firetower.v1.PushService.Broadcast:input_type -> firetower.v1.BroadcastRequest
+	4,  // 10: firetower.v1.PushService.PushClient:input_type -> firetower.v1.PushClientRequest
+	5,  // 11: firetower.v1.PushService.PushUser:input_type -> firetower.v1.PushUserRequest
+	7,  // 12: firetower.v1.PushService.Count:input_type -> firetower.v1.CountRequest
+	9,  // 13: firetower.v1.PushService.Topics:input_type -> firetower.v1.TopicsRequest
+	11, // 14: firetower.v1.PushService.DisconnectClient:input_type -> firetower.v1.DisconnectClientRequest
+	12, // 15: firetower.v1.PushService.DisconnectUser:input_type -> firetower.v1.DisconnectUserRequest
+	13, // 16: firetower.v1.PushService.RemoveUserFromTopic:input_type -> firetower.v1.RemoveUserFromTopicRequest
+	14, // 17: firetower.v1.PushService.CloseTopic:input_type -> firetower.v1.CloseTopicRequest
+	15, // 18: firetower.v1.PushService.Info:input_type -> firetower.v1.InfoRequest
+	16, // 19: firetower.v1.PushService.Nodes:input_type -> firetower.v1.NodesRequest
+	17, // 20: firetower.v1.PushService.Drain:input_type -> firetower.v1.DrainRequest
+	21, // 21: firetower.v1.PushService.Subscribe:input_type -> firetower.v1.SubscribeRequest
+	1,  // 22: firetower.v1.PushService.Publish:output_type -> firetower.v1.PublishResponse
+	3,  // 23: firetower.v1.PushService.Broadcast:output_type -> firetower.v1.BroadcastResponse
+	6,  // 24: firetower.v1.PushService.PushClient:output_type -> firetower.v1.AffectedResponse
+	6,  // 25: firetower.v1.PushService.PushUser:output_type -> firetower.v1.AffectedResponse
+	8,  // 26: firetower.v1.PushService.Count:output_type -> firetower.v1.TopicCount
+	10, // 27: firetower.v1.PushService.Topics:output_type -> firetower.v1.TopicsResponse
+	6,  // 28: firetower.v1.PushService.DisconnectClient:output_type -> firetower.v1.AffectedResponse
+	6,  // 29: firetower.v1.PushService.DisconnectUser:output_type -> firetower.v1.AffectedResponse
+	6,  // 30: firetower.v1.PushService.RemoveUserFromTopic:output_type -> firetower.v1.AffectedResponse
+	6,  // 31: firetower.v1.PushService.CloseTopic:output_type -> firetower.v1.AffectedResponse
+	19, // 32: firetower.v1.PushService.Info:output_type -> firetower.v1.NodeInfo
+	18, // 33: firetower.v1.PushService.Nodes:output_type -> firetower.v1.NodesResponse
+	19, // 34: firetower.v1.PushService.Drain:output_type -> firetower.v1.NodeInfo
+	22, // 35: firetower.v1.PushService.Subscribe:output_type -> firetower.v1.Message
+	22, // [22:36] is the sub-list for method output_type
+	8,  // [8:22] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_firetower_v1_push_proto_init() }
@@ -1688,7 +1741,7 @@ func file_firetower_v1_push_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_firetower_v1_push_proto_rawDesc), len(file_firetower_v1_push_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

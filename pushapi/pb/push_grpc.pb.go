@@ -46,6 +46,7 @@ const (
 	PushService_CloseTopic_FullMethodName          = "/firetower.v1.PushService/CloseTopic"
 	PushService_Info_FullMethodName                = "/firetower.v1.PushService/Info"
 	PushService_Nodes_FullMethodName               = "/firetower.v1.PushService/Nodes"
+	PushService_Drain_FullMethodName               = "/firetower.v1.PushService/Drain"
 	PushService_Subscribe_FullMethodName           = "/firetower.v1.PushService/Subscribe"
 )
 
@@ -82,6 +83,14 @@ type PushServiceClient interface {
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*NodeInfo, error)
 	// Nodes describes every node of the cluster heard from recently.
 	Nodes(ctx context.Context, in *NodesRequest, opts ...grpc.CallOption) (*NodesResponse, error)
+	// Drain puts the answering node in drain, as the first phase of SIGTERM
+	// does: new websocket upgrades get 503 with Retry-After, /readyz answers
+	// 503, and its websocket clients are closed with 1001 spread over the
+	// window, so that they reconnect to other nodes. It cannot be undone;
+	// the process keeps running (publishing through it still works) until it
+	// is stopped. Draining a draining node changes nothing. It returns the
+	// node, draining set. The same call as POST /api/drain.
+	Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*NodeInfo, error)
 	// Subscribe streams every message published on a topic anywhere in the
 	// cluster, as websocket subscribers receive them, until the client ends
 	// the call. The stream counts as one subscriber of the topic on the node
@@ -218,6 +227,16 @@ func (c *pushServiceClient) Nodes(ctx context.Context, in *NodesRequest, opts ..
 	return out, nil
 }
 
+func (c *pushServiceClient) Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*NodeInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeInfo)
+	err := c.cc.Invoke(ctx, PushService_Drain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *pushServiceClient) Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Message], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &PushService_ServiceDesc.Streams[0], PushService_Subscribe_FullMethodName, cOpts...)
@@ -270,6 +289,14 @@ type PushServiceServer interface {
 	Info(context.Context, *InfoRequest) (*NodeInfo, error)
 	// Nodes describes every node of the cluster heard from recently.
 	Nodes(context.Context, *NodesRequest) (*NodesResponse, error)
+	// Drain puts the answering node in drain, as the first phase of SIGTERM
+	// does: new websocket upgrades get 503 with Retry-After, /readyz answers
+	// 503, and its websocket clients are closed with 1001 spread over the
+	// window, so that they reconnect to other nodes. It cannot be undone;
+	// the process keeps running (publishing through it still works) until it
+	// is stopped. Draining a draining node changes nothing. It returns the
+	// node, draining set. The same call as POST /api/drain.
+	Drain(context.Context, *DrainRequest) (*NodeInfo, error)
 	// Subscribe streams every message published on a topic anywhere in the
 	// cluster, as websocket subscribers receive them, until the client ends
 	// the call. The stream counts as one subscriber of the topic on the node
@@ -321,6 +348,9 @@ func (UnimplementedPushServiceServer) Info(context.Context, *InfoRequest) (*Node
 }
 func (UnimplementedPushServiceServer) Nodes(context.Context, *NodesRequest) (*NodesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Nodes not implemented")
+}
+func (UnimplementedPushServiceServer) Drain(context.Context, *DrainRequest) (*NodeInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method Drain not implemented")
 }
 func (UnimplementedPushServiceServer) Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[Message]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
@@ -562,6 +592,24 @@ func _PushService_Nodes_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PushService_Drain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PushServiceServer).Drain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PushService_Drain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PushServiceServer).Drain(ctx, req.(*DrainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PushService_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(SubscribeRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -627,6 +675,10 @@ var PushService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Nodes",
 			Handler:    _PushService_Nodes_Handler,
+		},
+		{
+			MethodName: "Drain",
+			Handler:    _PushService_Drain_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
