@@ -11,10 +11,20 @@
 // build their own with New and call Gateway.BuildTower, or install it with
 // SetDefault.
 //
-// Concurrency: exactly one goroutine (the connection's writer) writes to a
-// websocket; everything else, including ToSelf and the fan-out, only appends
+// Transports (Config.Transport): on the goroutine transport (the default,
+// as the original) each connection has a reader, a writer and the
+// goroutine that called Run. On the netpoll transport (Linux; the default
+// of `firetower serve`) BuildTower hands the socket to the gateway's epoll
+// pollers: an idle connection holds no goroutine and no buffer, callbacks
+// run on the poller serving the connection (they must not block for
+// long), the read-timeout callback never fires, and FireTower.Start
+// serves the connection without keeping the caller's goroutine (Run still
+// works and waits). Both pass the same test suite.
+//
+// Concurrency: exactly one goroutine (the connection's writer, or its
+// poller) writes to a websocket; everything else, including ToSelf and the fan-out, only appends
 // immutable frames to the connection's bounded queue. Callbacks run on the
-// goroutine that called Run, except the read-timeout callback, which runs on
+// goroutine that called Run (on netpoll: the connection's poller), except the read-timeout callback, which runs on
 // the connection's reader, and the callbacks fired by Gateway.CloseTopic and
 // the other kick-out operations (commands.go), which run on their caller's
 // goroutine, or on a goroutine of their own for a command from another node.
