@@ -1,9 +1,11 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/broker/nats"
@@ -32,6 +34,27 @@ func validateBroker(url string) error {
 		err = fmt.Errorf("server: unknown broker %q (want empty for the embedded broker, or %s)", url, brokerSchemes)
 	}
 	return err
+}
+
+// defaultBrokerSettle is the settle window the external brokers use by
+// default (their backoff cap, 2 s, + 1 s), shown by --broker-settle.
+const defaultBrokerSettle = redis.DefaultSettle
+
+// withSettle returns the broker URL with its settle window set to d (0:
+// off), as a settle=D parameter after any given in the URL, which the
+// last one overrides.
+func withSettle(url string, d time.Duration) (string, error) {
+	switch {
+	case url == "":
+		return "", errors.New("the embedded broker has no settle window; give an external --broker")
+	case d < 0:
+		return "", fmt.Errorf("%v is negative (0 turns the window off)", d)
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "settle=" + d.String(), nil
 }
 
 // newBroker builds the broker a Config.Broker URL names. The cluster token

@@ -64,6 +64,8 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&o.Server.DrainWindow, "drain-window", DefaultDrainWindow, "spread client closes over this long on shutdown")
 	fs.DurationVar(&o.Server.ReadHeaderTimeout, "read-header-timeout", DefaultReadHeaderTimeout, "time a client has to send its request headers, websocket upgrade included (slowloris); also on --api-addr")
 	fs.StringVar(&o.Server.Broker, "broker", "", "how nodes share topics: empty for the embedded broker (one node), tm://host:port[,host:port...] for topic managers, redis://host:port[/db][?prefix=P] for Redis Pub/Sub, or nats://host:port[,host:port...][?prefix=P] for NATS")
+	var brokerSettle time.Duration
+	fs.DurationVar(&brokerSettle, "broker-settle", defaultBrokerSettle, "after the link to a restarted --broker comes back, refuse publishes (v2 error 503, API 503) this long, until the other gateways have re-subscribed, so that nothing acknowledged is lost; 0: off (accepted at once; some may then reach no other gateway). Sets settle= in the --broker URL")
 	fs.StringVar(&o.Server.ClusterToken, "cluster-token", "", "shared secret sent to the topic managers (their --cluster-token); Redis and NATS credentials go in the --broker URL")
 	fs.StringVar(&gw.NodeID, "node-id", "", "stable node id (default: host-pid-random); set it in a cluster")
 	fs.Int64Var(&gw.ClusterID, "cluster-id", 1, "snowflake node number 0..1023 (1024 means 0)")
@@ -114,6 +116,11 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 		return nil, err
 	}
 	o.Ignored = ignored
+	if isSet(fs, "broker-settle") {
+		if o.Server.Broker, err = withSettle(o.Server.Broker, brokerSettle); err != nil {
+			return nil, fmt.Errorf("%s: --broker-settle: %w", name, err)
+		}
+	}
 	o.Server.QuietCounts = !announce
 	o.Server.JWT.Secret = []byte(jwtSecret)
 	if jwtSecret != "" && o.Server.JWT.KeyFile != "" {
@@ -267,6 +274,14 @@ func applyFile(fs *flag.FlagSet, path string, explicit bool) ([]string, error) {
 		}
 	}
 	return ignored, nil
+}
+
+// isSet reports whether a flag was given on the command line, in the
+// environment or in the config file.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func isDurationFlag(fs *flag.FlagSet, name string) bool {

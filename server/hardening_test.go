@@ -102,12 +102,14 @@ func TestConnectRateFlag(t *testing.T) {
 // that sends half its headers is disconnected after 300 ms, not before.
 func TestReadHeaderTimeoutFlag(t *testing.T) {
 	ts := serveFlags(t, "--read-header-timeout=300ms")
+	// Before the dial: the server's deadline starts when it accepts, which
+	// may come before this side's write.
+	start := time.Now()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	start := time.Now()
 	if _, err := conn.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\n")); err != nil {
 		t.Fatal(err)
 	}

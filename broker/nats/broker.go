@@ -30,7 +30,11 @@
 // reconnects by itself, with the broker's exponential backoff and full
 // jitter, and subscribes again to everything, including subscriptions made
 // while it was disconnected; the outage is logged and counted (Stats).
-// Messages published meanwhile are not delivered to this node.
+// Messages published meanwhile are not delivered to this node. For
+// Config.Settle after a reconnection, Publish keeps failing with
+// broker.ErrUnavailable and Ready reports not ready: the other nodes may
+// not have re-subscribed yet, and a message published meanwhile would reach
+// none of them (package broker/internal/settle).
 //
 // Publish hands the message to the connection and returns: it fails at
 // once, wrapping broker.ErrUnavailable, while the connection is down, and
@@ -58,6 +62,7 @@ import (
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/broker/internal/backoff"
 	"github.com/firetower-go/firetower/broker/internal/envelope"
+	"github.com/firetower-go/firetower/broker/internal/settle"
 )
 
 // ErrTooLarge is wrapped by Publish when a message with its envelope is
@@ -106,6 +111,13 @@ type Broker struct {
 	peers peers // the other nodes and the counts waiting for them
 
 	lostAt atomic.Int64 // UnixNano of the last disconnect, 0 while connected
+	// gate is the connection's state as the handlers saw it, and its
+	// settle window. The handlers run after the fact, on nats.go's
+	// callback goroutine: reconnects counts the reconnections onUp has
+	// seen, so that Publish can tell one it has not (nc.Stats().Reconnects
+	// is ahead) and refuse until the window is started.
+	gate       *settle.Gate
+	reconnects atomic.Uint64
 	// subscribed is set once Start has made its subscriptions: a hello
 	// before that would have the others ask counts it cannot answer yet.
 	subscribed atomic.Bool
@@ -138,6 +150,7 @@ func New(cfg Config) (*Broker, error) {
 		ncClosed:  make(chan struct{}),
 		peers:     newPeers(),
 		closeDone: make(chan struct{}),
+		gate:      settle.NewGate(settle.Resolve(cfg.Settle, cfg.BackoffMax)),
 	}, nil
 }
 
@@ -294,6 +307,10 @@ func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
 		b.stats.publishErrors.Add(1)
 		return b.unavailable("publish", errNotConnected)
 	}
+	if err := b.settled(nc); err != nil {
+		b.stats.publishErrors.Add(1)
+		return err
+	}
 	size := envelope.Len(m)
 	if limit := nc.MaxPayload(); limit > 0 && int64(size) > limit {
 		b.stats.publishErrors.Add(1)
@@ -415,19 +432,32 @@ func (b *Broker) deliver(msg *natsgo.Msg) {
 	b.handler(m)
 }
 
+// settled returns an error wrapping broker.ErrUnavailable while the
+// connection settles after a reconnection (or is reconnected but onUp has
+// not run yet), nil otherwise.
+func (b *Broker) settled(nc *natsgo.Conn) error {
+	if nc.Stats().Reconnects != b.reconnects.Load() {
+		return b.unavailable("publish", errors.New("reconnected a moment ago; settling"))
+	}
+	return b.gate.Err("nats")
+}
+
 // onUp runs when the connection is (re)established: nats.go has sent every
 // subscription again; the broker says hello so that the others count it.
 func (b *Broker) onUp(nc *natsgo.Conn) {
 	if b.isClosed() {
 		return
 	}
+	settling := b.gate.Up()
+	b.reconnects.Store(nc.Stats().Reconnects) // after Up: Publish sees the window
 	b.stats.sessions.Add(1)
 	b.stats.connected.Store(true)
 	if lost := b.lostAt.Swap(0); lost != 0 {
 		gap := time.Since(time.Unix(0, lost))
 		b.stats.lastOutage.Store(int64(gap))
 		b.stats.totalOutage.Add(int64(gap))
-		b.log.Info("nats connection restored; messages published during the outage were not received", "outage", gap)
+		b.log.Info("nats connection restored; messages published during the outage were not received; publishes are refused while the other nodes re-subscribe",
+			"outage", gap, "settle", settling)
 	} else {
 		b.log.Info("connected to nats", "server", nc.ConnectedUrlRedacted())
 	}
@@ -441,6 +471,7 @@ func (b *Broker) onDown(_ *natsgo.Conn, err error) {
 	if b.isClosed() {
 		return
 	}
+	b.gate.Down()
 	b.stats.connected.Store(false)
 	b.stats.outages.Add(1)
 	b.lostAt.CompareAndSwap(0, time.Now().UnixNano())
@@ -535,7 +566,8 @@ func (b *Broker) Stats() Stats {
 	return s
 }
 
-// Ready implements broker.Checker: nil while the connection to NATS is up.
+// Ready implements broker.Checker: nil while the connection to NATS is up
+// and not settling after a reconnection (Config.Settle).
 func (b *Broker) Ready() error {
 	nc, err := b.conn()
 	if err != nil {
@@ -544,7 +576,7 @@ func (b *Broker) Ready() error {
 	if !nc.IsConnected() {
 		return fmt.Errorf("%w: nats: %w", broker.ErrUnavailable, errNotConnected)
 	}
-	return nil
+	return b.settled(nc)
 }
 
 // Reconnects returns how often the connection was lost and established

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/firetower-go/firetower/broker/internal/settle"
 )
 
 // Schemes of the broker URL: nats:// and, with TLS, tls://.
@@ -48,6 +50,10 @@ const (
 	DefaultQueueLen = 8192
 )
 
+// DefaultSettle is the settle window with the default backoff:
+// settle.Default(BackoffMax), BackoffMax + 1 s.
+const DefaultSettle = DefaultBackoffMax + settle.Margin
+
 // Config configures a Broker. The zero value connects to
 // nats://127.0.0.1:4222 with every default.
 type Config struct {
@@ -69,16 +75,29 @@ type Config struct {
 	BackoffMax   time.Duration
 	DialTimeout  time.Duration
 	QueueLen     int
+	// Settle is how long, after the connection is restored (not after the
+	// first connection), Publish keeps failing with an error wrapping
+	// broker.ErrUnavailable and Ready reports not ready: the other nodes,
+	// which lost the server too, have reconnected and re-subscribed by
+	// then, so that no publish acknowledged meanwhile misses them. Zero
+	// means BackoffMax + 1 s (DefaultSettle with the default backoff);
+	// negative turns the window off. The URL parameter settle=D sets it,
+	// settle=0 turns it off.
+	Settle time.Duration
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
 }
 
-// paramPrefix is the query parameter of the broker URL that sets Prefix.
-const paramPrefix = "prefix"
+// Query parameters of the broker URL: paramPrefix sets Prefix,
+// paramSettle Settle.
+const (
+	paramPrefix = "prefix"
+	paramSettle = settle.Param
+)
 
 // ParseURL parses
 //
-//	nats://[user:password@]host[:port][,[user:password@]host[:port]...][?prefix=P]
+//	nats://[user:password@]host[:port][,[user:password@]host[:port]...][?prefix=P&settle=3s]
 //
 // (tls:// for TLS) into a Config with the other fields at their defaults.
 // The port defaults to 4222. Every entry is a server of the same NATS
@@ -96,12 +115,18 @@ func ParseURL(s string) (Config, error) {
 			return Config{}, fmt.Errorf("nats: broker URL: %w", err)
 		}
 		for key, vs := range q {
-			if key != paramPrefix {
+			switch key {
+			case paramPrefix:
+				cfg.Prefix = vs[len(vs)-1]
+				if cfg.Prefix == "" {
+					return Config{}, errors.New("nats: broker URL: empty prefix")
+				}
+			case paramSettle:
+				if cfg.Settle, err = settle.ParseParam(vs[len(vs)-1]); err != nil {
+					return Config{}, fmt.Errorf("nats: broker URL: %w", err)
+				}
+			default:
 				return Config{}, fmt.Errorf("nats: broker URL: unknown parameter %q", key)
-			}
-			cfg.Prefix = vs[len(vs)-1]
-			if cfg.Prefix == "" {
-				return Config{}, errors.New("nats: broker URL: empty prefix")
 			}
 		}
 	}

@@ -24,7 +24,11 @@
 // a new one with exponential backoff and full jitter, subscribes to every
 // channel the node then needs, and writes its whole count table again, so
 // no client has to do anything; the outage is logged and counted (Stats).
-// Messages published meanwhile are not delivered to this node.
+// Messages published meanwhile are not delivered to this node. From the loss
+// until Config.Settle after the restore, Publish fails with
+// broker.ErrUnavailable and Ready reports not ready: a restarted Redis
+// accepts a PUBLISH before the other nodes have re-subscribed, and that
+// message would reach none of them (package broker/internal/settle).
 //
 // Publish sends the message and waits for Redis to acknowledge it:
 // concurrent publishes are pipelined on one connection, and a failure
@@ -59,6 +63,7 @@ import (
 
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/broker/internal/envelope"
+	"github.com/firetower-go/firetower/broker/internal/settle"
 )
 
 // closeGrace bounds how long Close waits for Redis to delete the node's
@@ -89,8 +94,9 @@ type Broker struct {
 	started  bool
 	closed   bool
 
-	sub subscriber
-	pub publisher
+	sub  subscriber
+	pub  publisher
+	gate *settle.Gate // the subscription connection's state and settle window
 
 	wake      chan struct{} // capacity 1: interest changed
 	tried     chan struct{} // closed after the first subscription attempt
@@ -131,6 +137,7 @@ func New(cfg Config) (*Broker, error) {
 		ctx:       ctx,
 		cancel:    cancel,
 		closeDone: make(chan struct{}),
+		gate:      settle.NewGate(settle.Resolve(cfg.Settle, cfg.BackoffMax)),
 	}
 	b.pub.wake = make(chan struct{}, 1)
 	b.sub.subscribed = make(map[string]struct{})
@@ -225,6 +232,10 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	}
 	if err := envelope.Check(m); err != nil {
 		return fmt.Errorf("redis: %w", err)
+	}
+	if err := b.gate.Err(b.linkName()); err != nil {
+		b.stats.publishErrors.Add(1)
+		return err
 	}
 	r := &pubRequest{payload: envelope.Append(nil, m), done: make(chan error, 1)}
 	if m.Kind == broker.KindCommand {
@@ -399,16 +410,22 @@ func (b *Broker) Stats() Stats {
 }
 
 // Ready implements broker.Checker: nil while the subscription connection
-// is up. While it is being re-established the node misses the other nodes'
-// messages, so it is not ready.
+// is up and not settling. While it is being re-established the node misses
+// the other nodes' messages, so it is not ready; during the settle window
+// after it is restored its publishes are refused (Config.Settle).
 func (b *Broker) Ready() error {
 	if err := b.usable(); err != nil {
 		return err
 	}
 	if !b.stats.connected.Load() {
-		return fmt.Errorf("%w: redis %s: subscription connection down", broker.ErrUnavailable, b.cfg.Options.Addr)
+		return fmt.Errorf("%w: %s down", broker.ErrUnavailable, b.linkName())
 	}
-	return nil
+	return b.gate.Err(b.linkName())
+}
+
+// linkName names the subscription connection in errors.
+func (b *Broker) linkName() string {
+	return "redis " + b.cfg.Options.Addr + ": subscription connection"
 }
 
 // Reconnects returns how often the subscription connection was lost and

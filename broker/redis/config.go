@@ -10,6 +10,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/firetower-go/firetower/broker/internal/settle"
 )
 
 // Schemes of the broker URL: redis:// and, with TLS, rediss://.
@@ -50,6 +52,10 @@ const (
 	DefaultIOTimeout = 3 * time.Second
 )
 
+// DefaultSettle is the settle window with the default backoff:
+// settle.Default(BackoffMax), BackoffMax + 1 s.
+const DefaultSettle = DefaultBackoffMax + settle.Margin
+
 // Config configures a Broker. The zero value connects to 127.0.0.1:6379
 // with every default.
 type Config struct {
@@ -77,6 +83,16 @@ type Config struct {
 	BackoffMin  time.Duration
 	BackoffMax  time.Duration
 	StartWait   time.Duration
+	// Settle is how long, after the subscription connection is restored
+	// (not after the first connection), Publish keeps failing with an
+	// error wrapping broker.ErrUnavailable and Ready reports not ready:
+	// the other nodes, which lost Redis too, have re-subscribed by then,
+	// so that no publish acknowledged meanwhile misses them. Zero means
+	// BackoffMax + 1 s (DefaultSettle with the default backoff); negative
+	// turns the window off (publishes are accepted as soon as Redis
+	// answers, and may then reach no other node). The URL parameter
+	// settle=D sets it, settle=0 turns it off.
+	Settle time.Duration
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -87,11 +103,12 @@ const (
 	paramPrefix  = "prefix"
 	paramLease   = "lease"
 	paramSharded = "sharded"
+	paramSettle  = settle.Param
 )
 
 // ParseURL parses
 //
-//	redis://[[user]:password@]host[:port][/db][?prefix=P&lease=15s&sharded=true]
+//	redis://[[user]:password@]host[:port][/db][?prefix=P&lease=15s&sharded=true&settle=3s]
 //
 // (rediss:// for TLS) into a Config with the other fields at their
 // defaults. The port defaults to 6379, the database to 0. Any other query
@@ -124,6 +141,11 @@ func ParseURL(s string) (Config, error) {
 	if v, ok := take(q, paramSharded); ok {
 		if cfg.Sharded, err = strconv.ParseBool(v); err != nil {
 			return Config{}, fmt.Errorf("redis: broker URL: sharded %q is not a boolean", v)
+		}
+	}
+	if v, ok := take(q, paramSettle); ok {
+		if cfg.Settle, err = settle.ParseParam(v); err != nil {
+			return Config{}, fmt.Errorf("redis: broker URL: %w", err)
 		}
 	}
 	u.RawQuery = q.Encode()

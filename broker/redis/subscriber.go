@@ -81,13 +81,15 @@ func (b *Broker) receiveLoop() {
 		failures = 0
 		b.stats.sessions.Add(1)
 		b.stats.connected.Store(true)
+		settling := b.gate.Up()
 		if lostAt.IsZero() {
 			b.log.Info("subscribed at redis")
 		} else {
 			gap := time.Since(lostAt)
 			b.stats.lastOutage.Store(int64(gap))
 			b.stats.totalOutage.Add(int64(gap))
-			b.log.Info("redis subscription restored; messages published during the outage were not received", "outage", gap)
+			b.log.Info("redis subscription restored; messages published during the outage were not received; publishes are refused while the other nodes re-subscribe",
+				"outage", gap, "settle", settling)
 		}
 		// Redis may have restarted empty: write the whole count table.
 		b.mu.Lock()
@@ -99,6 +101,7 @@ func (b *Broker) receiveLoop() {
 		err = b.receive(ps)
 		b.endSession(ps)
 		b.stats.connected.Store(false)
+		b.gate.Down()
 		if b.isClosed() {
 			return
 		}

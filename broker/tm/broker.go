@@ -16,7 +16,9 @@
 // sends the manager the whole interest table of the topics it owns, then
 // SYNC, so a restarted manager is repopulated without any client action.
 // While a topic's owner is down, Publish and Count fail fast with an error
-// wrapping broker.ErrUnavailable.
+// wrapping broker.ErrUnavailable; Publish keeps failing so for
+// Config.Settle after the connection is back, until the other gateways
+// have re-sent their interest (package broker/internal/settle).
 package tm
 
 import (
@@ -203,13 +205,13 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	return l.enqueue(ctx, frame, true)
 }
 
-// firstUp returns the best-ranked manager for topic that is connected, or
-// the owner if none is.
+// firstUp returns the best-ranked manager for topic that is connected and
+// not settling, or the owner if none is.
 func (b *Broker) firstUp(topic string) *link {
 	order := ranked(b.keys, topic)
 	for _, i := range order {
-		if b.links[i].isUp() {
-			return b.links[i]
+		if l := b.links[i]; l.isUp() && !l.settling() {
+			return l
 		}
 	}
 	return b.links[order[0]]
@@ -316,20 +318,27 @@ func (b *Broker) Managers() []ManagerState {
 }
 
 // Ready implements broker.Checker: nil while the broker is connected to
-// every manager of its list. With one manager down, the topics it owns are
+// every manager of its list and none is in its settle window
+// (Config.Settle). With one manager down, the topics it owns are
 // unavailable (their publishes and counts fail), so the node is not ready.
 func (b *Broker) Ready() error {
 	if err := b.usable(); err != nil {
 		return err
 	}
-	var down []string
+	var down, settling []string
 	for _, l := range b.links {
-		if !l.isUp() {
+		switch {
+		case !l.isUp():
 			down = append(down, l.m.Key)
+		case l.settling():
+			settling = append(settling, l.m.Key)
 		}
 	}
 	if len(down) > 0 {
 		return fmt.Errorf("%w: topic manager %s not connected", broker.ErrUnavailable, strings.Join(down, ", "))
+	}
+	if len(settling) > 0 {
+		return fmt.Errorf("%w: topic manager %s reconnected; settling until the other gateways have re-subscribed", broker.ErrUnavailable, strings.Join(settling, ", "))
 	}
 	return nil
 }

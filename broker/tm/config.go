@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/firetower-go/firetower/broker/internal/settle"
 	"github.com/firetower-go/firetower/internal/cluster"
 )
 
@@ -51,6 +52,10 @@ const (
 	DefaultQueueBytes  = 64 << 20
 )
 
+// DefaultSettle is the settle window with the default backoff:
+// settle.Default(BackoffMax), BackoffMax + 1 s.
+const DefaultSettle = DefaultBackoffMax + settle.Margin
+
 // Manager is one topic manager of the list.
 type Manager struct {
 	// Addr is the manager's host:port.
@@ -89,6 +94,16 @@ type Config struct {
 	// once: a publisher learns of an outage immediately instead of piling
 	// up waiting callers.
 	PublishWait time.Duration
+	// Settle is how long, after a connection to a manager is restored
+	// (not after the first one), publishes of the topics it owns keep
+	// failing with an error wrapping broker.ErrUnavailable (or wait for
+	// the end, within PublishWait) and Ready reports not ready: a
+	// restarted manager knows no interest until the gateways have
+	// reconnected and re-sent it, and a publish acknowledged before then
+	// would reach none of them. Zero means BackoffMax + 1 s (DefaultSettle
+	// with the default backoff); negative turns the window off. The URL
+	// parameter settle=D sets it, settle=0 turns it off.
+	Settle time.Duration
 	// MaxFrame is the longest frame accepted from a manager (default
 	// cluster.DefaultMaxFrame). Frames sent are bounded by each manager's
 	// own limit, announced in WELCOME.
@@ -105,7 +120,8 @@ type Config struct {
 // are errors.
 //
 // "tms://...[?ca=FILE]" connects over TLS (see SchemeTLS); the CA file is
-// read here.
+// read here. Both take settle=D (Config.Settle; settle=0 turns the window
+// off).
 func ParseURL(s string) (Config, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || (scheme != Scheme && scheme != SchemeTLS) {
@@ -113,13 +129,22 @@ func ParseURL(s string) (Config, error) {
 	}
 	var cfg Config
 	rest, query, _ := strings.Cut(rest, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return Config{}, fmt.Errorf("tm: broker URL options %q: %w", query, err)
+	}
+	if vs, ok := q[settle.Param]; ok {
+		if cfg.Settle, err = settle.ParseParam(vs[len(vs)-1]); err != nil {
+			return Config{}, fmt.Errorf("tm: broker URL: %w", err)
+		}
+		delete(q, settle.Param)
+	}
 	if scheme == SchemeTLS {
-		var err error
-		if cfg.TLS, err = parseTLSQuery(query); err != nil {
+		if cfg.TLS, err = parseTLSQuery(q); err != nil {
 			return Config{}, err
 		}
-	} else if query != "" {
-		return Config{}, fmt.Errorf("tm: broker URL %q: %s:// takes no options", s, Scheme)
+	} else if len(q) > 0 {
+		return Config{}, fmt.Errorf("tm: broker URL %q: %s:// takes no option but %s", s, Scheme, settle.Param)
 	}
 	for _, entry := range strings.Split(rest, ",") {
 		entry = strings.TrimSpace(entry)
@@ -138,16 +163,13 @@ func ParseURL(s string) (Config, error) {
 	return cfg, nil
 }
 
-// parseTLSQuery builds the client TLS configuration of a tms:// URL.
-func parseTLSQuery(query string) (*tls.Config, error) {
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return nil, fmt.Errorf("tm: broker URL options %q: %w", query, err)
-	}
+// parseTLSQuery builds the client TLS configuration of a tms:// URL from
+// its options but settle.
+func parseTLSQuery(q url.Values) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	for key := range q {
 		if key != "ca" {
-			return nil, fmt.Errorf("tm: unknown broker URL option %q (want ca=FILE)", key)
+			return nil, fmt.Errorf("tm: unknown broker URL option %q (want ca=FILE or %s=D)", key, settle.Param)
 		}
 	}
 	if file := q.Get("ca"); file != "" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/firetower-go/firetower/broker"
+	"github.com/firetower-go/firetower/broker/internal/settle"
 	"github.com/firetower-go/firetower/internal/cluster"
 )
 
@@ -31,6 +32,9 @@ type link struct {
 	// dirty holds the topics owned by this manager whose count changed
 	// since the writer last sent them. Guarded by Broker.mu.
 	dirty map[string]struct{}
+	// gate follows up (changed with it, under mu; its own lock is a leaf)
+	// and holds publishes back for the settle window after a reconnection.
+	gate *settle.Gate
 
 	mu       sync.Mutex
 	conn     net.Conn // the live connection, nil while down
@@ -58,6 +62,7 @@ func newLink(b *Broker, idx int, m Manager) *link {
 		upCh:   make(chan struct{}),
 		downCh: make(chan struct{}),
 		room:   make(chan struct{}, 1),
+		gate:   settle.NewGate(settle.Resolve(b.cfg.Settle, b.cfg.BackoffMax)),
 	}
 }
 
@@ -86,7 +91,27 @@ func (l *link) logger() *slog.Logger {
 
 // errUnavailable wraps broker.ErrUnavailable with the manager's name.
 func (l *link) errUnavailable(why string) error {
-	return fmt.Errorf("%w: topic manager %s (%s) %s", broker.ErrUnavailable, l.m.Key, l.m.Addr, why)
+	return fmt.Errorf("%w: %s %s", broker.ErrUnavailable, l.name(), why)
+}
+
+func (l *link) name() string { return fmt.Sprintf("topic manager %s (%s)", l.m.Key, l.m.Addr) }
+
+// settling reports whether the link is up but in its settle window.
+func (l *link) settling() bool { return l.gate.Remaining() > 0 }
+
+// awaitSettled waits for the end of the settle window, at most
+// PublishWait, bounded by ctx. Called without l.mu.
+func (l *link) awaitSettled(ctx context.Context) error {
+	timer := time.NewTimer(min(l.gate.Remaining(), l.b.cfg.PublishWait))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return l.errUnavailable("is settling after a reconnection: " + ctx.Err().Error())
+	case <-l.b.stop:
+		return broker.ErrClosed
+	}
 }
 
 // awaitUp waits up to PublishWait for the connection, bounded by ctx.
@@ -110,11 +135,13 @@ func (l *link) awaitUp(ctx context.Context, upCh chan struct{}) error {
 	}
 }
 
-// enqueue queues frame for the writer. With limit, it waits for room in a
-// full queue (bounded by ctx); control frames (limit false) always go in.
+// enqueue queues frame for the writer. With limit (a publish), it fails
+// during the settle window after a reconnection (or waits for its end,
+// within PublishWait) and waits for room in a full queue (bounded by ctx);
+// control frames (limit false) always go in.
 func (l *link) enqueue(ctx context.Context, frame []byte, limit bool) error {
 	cfg := &l.b.cfg
-	waited := false
+	waited, settleWaited := false, false
 	for {
 		l.mu.Lock()
 		if l.leaving {
@@ -132,6 +159,19 @@ func (l *link) enqueue(ctx context.Context, frame []byte, limit bool) error {
 				return err
 			}
 			continue
+		}
+		if limit {
+			if err := l.gate.Err(l.name()); err != nil {
+				l.mu.Unlock()
+				if settleWaited || cfg.PublishWait <= 0 {
+					return err
+				}
+				settleWaited = true
+				if err := l.awaitSettled(ctx); err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		if n := len(frame) - cluster.LengthLen; n > l.peerMax {
 			l.mu.Unlock()
@@ -444,9 +484,14 @@ func (l *link) serve(conn net.Conn, r *cluster.Reader, w cluster.Welcome, first 
 	l.mgrID, l.epoch = w.ManagerID, w.Epoch
 	l.connects++
 	close(l.upCh)
+	settling := l.gate.Up()
 	l.mu.Unlock()
 	if first {
 		close(l.tried) // Start may return: the link is up
+	}
+	if settling > 0 {
+		l.logger().Info("reconnected to topic manager; publishes of its topics are refused while the other gateways re-subscribe",
+			"settle", settling)
 	}
 
 	var writer sync.WaitGroup
@@ -457,6 +502,7 @@ func (l *link) serve(conn net.Conn, r *cluster.Reader, w cluster.Welcome, first 
 	_ = conn.Close()
 	l.mu.Lock()
 	l.conn, l.up = nil, false
+	l.gate.Down()
 	l.upCh = make(chan struct{})
 	close(l.downCh)
 	l.downCh = make(chan struct{})

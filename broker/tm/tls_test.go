@@ -43,7 +43,7 @@ func TestParseURLTLS(t *testing.T) {
 		"tms://127.0.0.1:6666?ca=" + caFile + ".missing": "CA file",
 		"tms://127.0.0.1:6666?ca=" + notPEM:              "no PEM certificate",
 		"tms://127.0.0.1:6666?prefix=x":                  "unknown broker URL option",
-		"tm://127.0.0.1:6666?ca=" + caFile:               "takes no options",
+		"tm://127.0.0.1:6666?ca=" + caFile:               "takes no option but settle",
 		"tmx://127.0.0.1:6666":                           "does not start with",
 	} {
 		if _, err := tm.ParseURL(bad); err == nil || !strings.Contains(err.Error(), want) {
