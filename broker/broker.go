@@ -98,8 +98,10 @@ type Broker interface {
 
 // Checker is an optional interface of a Broker: it says whether the broker
 // can reach the other nodes now. Ready returns nil when it can, else an error
-// saying why, wrapping ErrUnavailable (not connected), ErrNotStarted or
-// ErrClosed. It reports the state the broker already knows: it is cheap,
+// saying why, wrapping ErrUnavailable (not connected, or settling: for a
+// while after a lost link is restored the external brokers refuse
+// publishes until the other nodes have had time to re-subscribe),
+// ErrNotStarted or ErrClosed. It reports the state the broker already knows: it is cheap,
 // safe for concurrent use, and never blocks on the network.
 //
 // The gateway's readiness (Gateway.Ready, served as /readyz for load
