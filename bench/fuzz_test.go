@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/firetower-go/firetower/protocol"
 )
 
 // discardConn takes the pongs and closes a fuzzed reader writes.
@@ -68,7 +70,7 @@ func TestReadMessage(t *testing.T) {
 		t.Fatalf("pong frame % x", b)
 	}
 	p := append([]byte(nil), b[6:8]...)
-	maskBytes(p, uint32(b[2])<<24|uint32(b[3])<<16|uint32(b[4])<<8|uint32(b[5]))
+	protocol.MaskBytes([4]byte(b[2:6]), p)
 	if string(p) != "hi" {
 		t.Errorf("pong payload %q, want hi", p)
 	}

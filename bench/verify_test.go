@@ -106,15 +106,3 @@ func TestHistogram(t *testing.T) {
 		}
 	}
 }
-
-func TestMask(t *testing.T) {
-	p := []byte("hello, websocket masking that is longer than eight bytes")
-	orig := append([]byte(nil), p...)
-	maskBytes(p, 0x37fa213d)
-	key := []byte{0x37, 0xfa, 0x21, 0x3d}
-	for i := range p {
-		if p[i] != orig[i]^key[i%4] {
-			t.Fatalf("byte %d masked wrong", i)
-		}
-	}
-}

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/firetower-go/firetower/protocol"
 )
 
 // Websocket opcodes (RFC 6455 §5.2).
@@ -181,7 +183,9 @@ func (w *wsConn) writeFrameTimeout(op byte, payload []byte, timeout time.Duratio
 	b = binary.BigEndian.AppendUint32(b, mask)
 	start := len(b)
 	b = append(b, payload...)
-	maskBytes(b[start:], mask)
+	var key [4]byte
+	binary.BigEndian.PutUint32(key[:], mask)
+	protocol.MaskBytes(key, b[start:])
 	if corked {
 		w.wbuf = b
 		return nil
@@ -192,21 +196,6 @@ func (w *wsConn) writeFrameTimeout(op byte, payload []byte, timeout time.Duratio
 	_ = w.c.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := w.c.Write(b)
 	return err
-}
-
-// maskBytes XORs p with the big-endian mask key, repeated.
-func maskBytes(p []byte, mask uint32) {
-	var k [4]byte
-	binary.BigEndian.PutUint32(k[:], mask)
-	k8 := uint64(binary.LittleEndian.Uint32(k[:]))
-	k8 |= k8 << 32
-	i := 0
-	for ; i+8 <= len(p); i += 8 {
-		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k8)
-	}
-	for ; i < len(p); i++ {
-		p[i] ^= k[i&3]
-	}
 }
 
 func (w *wsConn) writeText(p []byte) error { return w.writeFrame(opText, p) }

@@ -680,48 +680,23 @@ func (p *poller) parse(t *FireTower, data []byte) int {
 	used := 0
 	for !np.gone && !np.broken {
 		b := data[used:]
-		if len(b) < 2 {
-			break
-		}
-		fin, rsv, op := b[0]&0x80 != 0, b[0]&0x70, b[0]&0x0f
-		masked, size, hdr := b[1]&0x80 != 0, int64(b[1]&0x7f), 2
-		switch size {
-		case 126:
-			if len(b) < 4 {
-				return used
-			}
-			size, hdr = int64(binary.BigEndian.Uint16(b[2:])), 4
-		case 127:
-			if len(b) < 10 {
-				return used
-			}
-			u := binary.BigEndian.Uint64(b[2:])
-			if u >= 1<<63 {
-				p.protocolError(t) // the most significant bit must be 0
-				return used
-			}
-			size, hdr = int64(u), 10
-		}
+		h, ok, err := protocol.ParseClientFrameHeader(b)
 		switch {
-		case rsv != 0, !masked, op > protocol.OpBinary && op < protocol.OpClose, op > protocol.OpPong:
+		case err != nil:
 			p.protocolError(t)
 			return used
-		case op >= protocol.OpClose && (!fin || size > 125):
-			p.protocolError(t)
+		case !ok:
 			return used
-		case op < protocol.OpClose && int64(len(np.frag))+size > limit:
+		case h.Op < protocol.OpClose && int64(len(np.frag))+h.Len > limit:
 			p.tooBig(t)
 			return used
-		}
-		if int64(len(b)) < int64(hdr)+4+size {
+		case int64(len(b)) < int64(h.Size)+h.Len:
 			return used
 		}
-		var key [4]byte
-		copy(key[:], b[hdr:hdr+4])
-		payload := b[hdr+4 : int64(hdr)+4+size]
-		used += hdr + 4 + int(size)
-		maskBytes(key, payload)
-		p.frame(t, fin, op, payload)
+		payload := b[h.Size : h.Size+int(h.Len)]
+		used += h.Size + int(h.Len)
+		protocol.MaskBytes(h.Key, payload)
+		p.frame(t, h.Fin, h.Op, payload)
 	}
 	return used
 }
@@ -835,20 +810,6 @@ func (p *poller) tooBig(t *FireTower) {
 	t.drain = true
 	p.g.stats.protocolErrors.Add(1)
 	t.closeWith(protocol.CloseTooBig, "message too big", true)
-}
-
-// maskBytes unmasks b in place with the client's key.
-func maskBytes(key [4]byte, b []byte) {
-	k := binary.LittleEndian.Uint32(key[:])
-	k64 := uint64(k)<<32 | uint64(k)
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		v := binary.LittleEndian.Uint64(b[i:])
-		binary.LittleEndian.PutUint64(b[i:], v^k64)
-	}
-	for ; i < len(b); i++ {
-		b[i] ^= key[i&3]
-	}
 }
 
 // sweepAll sends the heartbeats that are due and closes the connections

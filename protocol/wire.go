@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/binary"
+	"errors"
 	"strings"
 	"unicode/utf8"
 )
@@ -69,6 +70,78 @@ func FrameHeaderLen(n int) int {
 		return 4
 	default:
 		return 10
+	}
+}
+
+// ClientFrameHeader is the header of a frame a client sent (RFC 6455
+// section 5.2).
+type ClientFrameHeader struct {
+	Fin  bool
+	Op   byte
+	Len  int64   // payload length
+	Key  [4]byte // masking key
+	Size int     // header length, masking key included
+}
+
+// ErrFrame is what ParseClientFrameHeader returns for a header RFC 6455
+// forbids a client.
+var ErrFrame = errors.New("protocol: websocket frame violation")
+
+// ParseClientFrameHeader parses the client frame header at the start of b.
+// ok is false while b holds only part of it (a header takes at most 14
+// bytes). It fails with ErrFrame on reserved bits, a missing mask, an
+// unknown opcode, a fragmented or long (over 125 bytes) control frame and a
+// 64-bit length with the top bit set. The caller checks Len against its
+// own limit.
+func ParseClientFrameHeader(b []byte) (h ClientFrameHeader, ok bool, err error) {
+	if len(b) < 2 {
+		return h, false, nil
+	}
+	h.Fin, h.Op = b[0]&0x80 != 0, b[0]&0x0f
+	masked, n := b[1]&0x80 != 0, int64(b[1]&0x7f)
+	switch {
+	case b[0]&0x70 != 0, !masked:
+		return h, false, ErrFrame
+	case h.Op > OpBinary && h.Op < OpClose, h.Op > OpPong:
+		return h, false, ErrFrame
+	case h.Op >= OpClose && (!h.Fin || n > 125):
+		return h, false, ErrFrame
+	}
+	h.Size = 2
+	switch n {
+	case 126:
+		if len(b) < 4 {
+			return h, false, nil
+		}
+		n, h.Size = int64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return h, false, nil
+		}
+		u := binary.BigEndian.Uint64(b[2:])
+		if u >= 1<<63 {
+			return h, false, ErrFrame // the most significant bit must be 0
+		}
+		n, h.Size = int64(u), 10
+	}
+	if len(b) < h.Size+4 {
+		return h, false, nil
+	}
+	copy(h.Key[:], b[h.Size:])
+	h.Len, h.Size = n, h.Size+4
+	return h, true, nil
+}
+
+// MaskBytes masks (or unmasks) b in place with a client's masking key.
+func MaskBytes(key [4]byte, b []byte) {
+	k := uint64(binary.LittleEndian.Uint32(key[:]))
+	k |= k << 32
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= key[i&3]
 	}
 }
 

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -223,6 +224,56 @@ func TestCloseFrameEveryLength(t *testing.T) {
 		}
 		if frame[1] != byte(2+len(want)) || len(frame) != 4+len(want) {
 			t.Fatalf("reason of %d bytes: length byte %d, frame %d bytes", n, frame[1], len(frame))
+		}
+	}
+}
+
+func TestMaskBytes(t *testing.T) {
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	for n := range 20 {
+		p := []byte("hello, websocket masking longer than eight bytes")[:n+3]
+		orig := append([]byte(nil), p...)
+		MaskBytes(key, p)
+		for i := range p {
+			if p[i] != orig[i]^key[i%4] {
+				t.Fatalf("length %d: byte %d masked wrong", len(p), i)
+			}
+		}
+		MaskBytes(key, p)
+		if string(p) != string(orig) {
+			t.Fatalf("length %d: masking twice does not give the input back", len(p))
+		}
+	}
+}
+
+func TestParseClientFrameHeader(t *testing.T) {
+	key := []byte{1, 2, 3, 4}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		ok   bool
+		err  bool
+		want ClientFrameHeader
+	}{
+		{"empty", nil, false, false, ClientFrameHeader{}},
+		{"text 5", append([]byte{0x81, 0x85}, key...), true, false, ClientFrameHeader{Fin: true, Op: OpText, Len: 5, Key: [4]byte(key), Size: 6}},
+		{"no key yet", []byte{0x81, 0x85, 1}, false, false, ClientFrameHeader{}},
+		{"16-bit", append([]byte{0x02, 0xfe, 0x01, 0x00}, key...), true, false, ClientFrameHeader{Op: OpBinary, Len: 256, Key: [4]byte(key), Size: 8}},
+		{"16-bit partial", []byte{0x02, 0xfe, 0x01}, false, false, ClientFrameHeader{}},
+		{"64-bit", append([]byte{0x80, 0xff, 0, 0, 0, 0, 0, 1, 0, 0}, key...), true, false, ClientFrameHeader{Fin: true, Len: 1 << 16, Key: [4]byte(key), Size: 14}},
+		{"64-bit top bit", []byte{0x81, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0}, false, true, ClientFrameHeader{}},
+		{"unmasked", []byte{0x81, 0x05}, false, true, ClientFrameHeader{}},
+		{"reserved bit", []byte{0xc1, 0x80}, false, true, ClientFrameHeader{}},
+		{"reserved opcode", []byte{0x83, 0x80}, false, true, ClientFrameHeader{}},
+		{"fragmented ping", []byte{0x09, 0x80}, false, true, ClientFrameHeader{}},
+		{"long close", []byte{0x88, 0xfe}, false, true, ClientFrameHeader{}},
+	} {
+		h, ok, err := ParseClientFrameHeader(tc.b)
+		if ok != tc.ok || (err != nil) != tc.err || (ok && h != tc.want) {
+			t.Errorf("%s: %+v %v %v, want %+v %v err=%v", tc.name, h, ok, err, tc.want, tc.ok, tc.err)
+		}
+		if err != nil && !errors.Is(err, ErrFrame) {
+			t.Errorf("%s: %v is not ErrFrame", tc.name, err)
 		}
 	}
 }
