@@ -64,13 +64,11 @@ type Gateway struct {
 	stopOnce     sync.Once
 	idents       identities // Upgrade -> BuildTower (auth.go)
 
-	pollMu      sync.Mutex
-	pollers     []*poller // the netpoll transport's epoll loops (netpoll_linux.go)
-	pollStopped bool
-	// pollSnapshot is pollers for the pollers themselves (no lock);
-	// pollBusy counts the pollers handling events (netpoll_linux.go).
-	pollSnapshot atomic.Pointer[[]*poller]
-	pollBusy     atomic.Int32
+	// The netpoll transport's epoll loops (netpoll_linux.go), set by New;
+	// pollBusy counts those handling events.
+	pollers     []*poller
+	pollStopped atomic.Bool
+	pollBusy    atomic.Int32
 }
 
 // countWarnEvery spaces the log lines about failed cluster counts.
@@ -104,7 +102,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Transport == TransportNetpoll {
 		// Started now rather than with the first connection, so that the
 		// gateway's goroutines do not change while it serves.
-		if _, err := g.pollerFor(0); err != nil {
+		if err := g.startPollers(); err != nil {
 			_ = g.broker.Close()
 			return nil, fmt.Errorf("gateway: start the netpoll transport: %w", err)
 		}

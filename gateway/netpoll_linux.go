@@ -144,42 +144,44 @@ func (g *Gateway) detach(t *FireTower) *npConn {
 	return &npConn{p: p, fd: fd}
 }
 
-// pollerFor returns the poller of fd, starting the pollers if needed.
-func (g *Gateway) pollerFor(fd int) (*poller, error) {
-	g.pollMu.Lock()
-	defer g.pollMu.Unlock()
-	if g.pollStopped {
-		return nil, ErrGatewayClosed
+// startPollers starts the netpoll transport's pollers; New calls it. The
+// list does not change afterwards, so the pollers read it without a lock.
+func (g *Gateway) startPollers() error {
+	n := g.cfg.Pollers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
 	}
-	if g.pollers == nil {
-		n := g.cfg.Pollers
-		if n <= 0 {
-			n = runtime.GOMAXPROCS(0)
-		}
-		ps := make([]*poller, 0, n)
-		for range n {
-			p, err := newPoller(g)
-			if err != nil {
-				for _, p := range ps {
-					p.shutdown()
-				}
-				return nil, err
+	for range n {
+		p, err := newPoller(g)
+		if err != nil {
+			for _, p := range g.pollers {
+				p.closeFDs()
 			}
-			ps = append(ps, p)
+			g.pollers = nil
+			return err
 		}
-		g.pollers = ps
-		g.pollSnapshot.Store(&ps)
+		g.pollers = append(g.pollers, p)
+	}
+	for _, p := range g.pollers {
+		go p.loop()
+	}
+	return nil
+}
+
+// pollerFor returns the poller of fd; it fails once the pollers stopped.
+func (g *Gateway) pollerFor(fd int) (*poller, error) {
+	if len(g.pollers) == 0 || g.pollStopped.Load() {
+		return nil, ErrGatewayClosed
 	}
 	return g.pollers[fd%len(g.pollers)], nil
 }
 
 // stopPollers ends the pollers; Shutdown calls it when no tower is left.
 func (g *Gateway) stopPollers() {
-	g.pollMu.Lock()
-	ps := g.pollers
-	g.pollers, g.pollStopped = nil, true
-	g.pollMu.Unlock()
-	for _, p := range ps {
+	if g.pollStopped.Swap(true) {
+		return
+	}
+	for _, p := range g.pollers {
 		p.shutdown()
 	}
 }
@@ -213,8 +215,12 @@ func newPoller(g *Gateway) (*poller, error) {
 		watchEvery: clamp(min(cfg.CloseGrace, cfg.WriteTimeout)),
 	}
 	p.awake.Store(true) // until the loop first sleeps
-	go p.loop()
 	return p, nil
+}
+
+func (p *poller) closeFDs() {
+	_ = unix.Close(p.epfd)
+	_ = unix.Close(p.efd)
 }
 
 // schedule puts t on the poller's list and wakes the poller if it sleeps.
@@ -246,18 +252,11 @@ func (p *poller) schedule(t *FireTower) {
 // releaseHeld wakes the pollers whose wake-up was put off; every poller
 // calls it when done with its events, so none waits longer than one round.
 func (g *Gateway) releaseHeld() {
-	for _, q := range g.pollList() {
+	for _, q := range g.pollers {
 		if q.held.Swap(false) {
 			q.wake()
 		}
 	}
-}
-
-func (g *Gateway) pollList() []*poller {
-	if ps := g.pollSnapshot.Load(); ps != nil {
-		return *ps
-	}
-	return nil
 }
 
 func (p *poller) wake() {
@@ -278,10 +277,7 @@ func (p *poller) shutdown() {
 
 func (p *poller) loop() {
 	defer close(p.done)
-	defer func() {
-		_ = unix.Close(p.epfd)
-		_ = unix.Close(p.efd)
-	}()
+	defer p.closeFDs()
 	nextSweep, nextWatch := time.Now().Add(p.sweep), time.Now().Add(p.watchEvery)
 	p.now = time.Now().UnixNano()
 	for {
