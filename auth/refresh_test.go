@@ -46,7 +46,8 @@ func TestRefresh(t *testing.T) {
 		c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(d))
 		return c
 	}
-	status, body, ws := s.dial(t, sign(t, jwt.SigningMethodHS256, withExp("hana", 1500*time.Millisecond), secret), false)
+	first := withExp("hana", 1500*time.Millisecond)
+	status, body, ws := s.dial(t, sign(t, jwt.SigningMethodHS256, first, secret), false)
 	if status != http.StatusSwitchingProtocols {
 		t.Fatalf("dial: %d %s", status, body)
 	}
@@ -81,7 +82,9 @@ func TestRefresh(t *testing.T) {
 		t.Fatalf("room.1 has %d subscribers, want 1", n)
 	}
 	// Past the first token's end the connection still works.
-	time.Sleep(2 * time.Second) // the first token's lifetime must pass; nothing to poll for
+	// The first token's end must pass (a point in time, not a condition to
+	// poll for): the connection would have closed with 4403 there.
+	time.Sleep(time.Until(first.ExpiresAt.Time) + 200*time.Millisecond)
 	if got := reply(t, ws, 11, `{"type":"publish","topic":"room.1","data":"still here"}`); got != `{"type":"ack","id":11}` {
 		t.Fatalf("publish after the first token's end: %s", got)
 	}
