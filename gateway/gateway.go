@@ -64,11 +64,9 @@ type Gateway struct {
 	stopOnce     sync.Once
 	idents       identities // Upgrade -> BuildTower (auth.go)
 
-	// The netpoll transport's epoll loops (netpoll_linux.go), set by New;
-	// pollBusy counts those handling events.
+	// The netpoll transport's epoll loops (netpoll_linux.go), set by New.
 	pollers     []*poller
 	pollStopped atomic.Bool
-	pollBusy    atomic.Int32
 }
 
 // countWarnEvery spaces the log lines about failed cluster counts.

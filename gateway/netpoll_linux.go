@@ -89,11 +89,8 @@ type poller struct {
 	// pending: schedule then needs no eventfd write, the poller takes the
 	// list before it sleeps again.
 	awake atomic.Bool
-	// held is a wake-up put off while another poller handles its events
-	// (see schedule).
-	held atomic.Bool
-	stop atomic.Bool
-	done chan struct{}
+	stop  atomic.Bool
+	done  chan struct{}
 
 	// Only the poller's goroutine uses these.
 	now    int64 // unix ns, read once per round: the timers need no better
@@ -224,38 +221,12 @@ func (p *poller) closeFDs() {
 }
 
 // schedule puts t on the poller's list and wakes the poller if it sleeps.
-//
-// While some poller handles events (a burst of publishes read at once, say)
-// the wake-up waits until that poller is done: a sleeping poller woken by
-// the first message of the burst would write each of its connections once
-// for that message and once more for the rest; woken at the end it writes
-// them once.
 func (p *poller) schedule(t *FireTower) {
 	p.mu.Lock()
 	p.list = append(p.list, t)
 	p.mu.Unlock()
-	if !p.awake.CompareAndSwap(false, true) {
-		return
-	}
-	g := p.g
-	if g.pollBusy.Load() == 0 {
+	if p.awake.CompareAndSwap(false, true) {
 		p.wake()
-		return
-	}
-	p.held.Store(true)
-	// The busy poller may have finished between the load and the store.
-	if g.pollBusy.Load() == 0 && p.held.Swap(false) {
-		p.wake()
-	}
-}
-
-// releaseHeld wakes the pollers whose wake-up was put off; every poller
-// calls it when done with its events, so none waits longer than one round.
-func (g *Gateway) releaseHeld() {
-	for _, q := range g.pollers {
-		if q.held.Swap(false) {
-			q.wake()
-		}
 	}
 }
 
@@ -328,17 +299,8 @@ func (p *poller) loop() {
 	}
 }
 
-// events handles the first n events of the last epoll_wait, holding the
-// other pollers' wake-ups meanwhile (schedule).
+// events handles the first n events of the last epoll_wait.
 func (p *poller) events(n int) {
-	if n == 0 {
-		return
-	}
-	p.g.pollBusy.Add(1)
-	defer func() {
-		p.g.pollBusy.Add(-1)
-		p.g.releaseHeld()
-	}()
 	for i := range n {
 		ev := &p.evs[i]
 		if int(ev.Fd) == p.efd {
