@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/firetower-go/firetower/internal/wait"
+	"github.com/firetower-go/firetower/protocol"
 	"github.com/gorilla/websocket"
 )
 
@@ -371,7 +372,7 @@ func rawDial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 
 // maskedFrame encodes a client frame with the all-zero masking key.
 func maskedFrame(op byte, payload string) []byte {
-	f := appendFrame(nil, op, []byte(payload))
+	f := protocol.AppendFrame(nil, op, []byte(payload))
 	hl := len(f) - len(payload)
 	f[1] |= 0x80
 	return append(f[:hl:hl], append([]byte{0, 0, 0, 0}, payload...)...)

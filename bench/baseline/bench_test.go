@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/firetower-go/firetower/protocol"
 )
 
 // benchPayload is the ~100-byte JSON message of the gateway's benchmarks: a
@@ -44,7 +46,7 @@ func BenchmarkFloorFanout(b *testing.B) {
 }
 
 func benchFloorFanout(b *testing.B, subs, batch int) {
-	frame := appendFrame(nil, opText, benchPayload)
+	frame := protocol.AppendFrame(nil, opText, benchPayload)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/firetower-go/firetower/protocol"
 )
 
 // The floor server: the least work a correct server can do per delivery.
@@ -215,7 +217,7 @@ func (c *floorConn) readLoop(s *floorServer, rest []byte) {
 func (r *floorReader) frame(f wsFrame) {
 	switch f.op {
 	case opPing:
-		r.queue(r.c, appendFrame(nil, opPong, f.payload))
+		r.queue(r.c, protocol.AppendFrame(nil, opPong, f.payload))
 	case opPong:
 	case opClose:
 		if len(f.payload) == 1 {
@@ -223,7 +225,7 @@ func (r *floorReader) frame(f wsFrame) {
 			return
 		}
 		// Echo the client's status code, as RFC 6455 asks.
-		r.closeWith = appendFrame(nil, opClose, f.payload[:min(2, len(f.payload))])
+		r.closeWith = protocol.AppendFrame(nil, opClose, f.payload[:min(2, len(f.payload))])
 	case opText, opBinary:
 		if r.inMsg {
 			r.closeWith = appendClose(nil, closeProtocol)
@@ -276,7 +278,7 @@ func (r *floorReader) message(op byte, p []byte) {
 		if !ok || len(f.Data) == 0 {
 			return
 		}
-		frame := appendFrame(make([]byte, 0, len(f.Data)+10), opText, f.Data)
+		frame := protocol.AppendFrame(make([]byte, 0, len(f.Data)+10), opText, f.Data)
 		r.s.mu.RLock()
 		if set := r.s.topics[topic]; set != nil {
 			for _, sub := range set.conns {

@@ -66,12 +66,7 @@ func readFrame(b []byte, limit int) (f wsFrame, n, need int, err error) {
 	return f, total, total, nil
 }
 
-// appendFrame appends one unfragmented, unmasked server frame.
-func appendFrame(dst []byte, op byte, payload []byte) []byte {
-	return protocol.AppendFrame(dst, op, payload)
-}
-
 // appendClose appends a close frame with code.
 func appendClose(dst []byte, code int) []byte {
-	return appendFrame(dst, opClose, []byte{byte(code >> 8), byte(code)})
+	return protocol.AppendFrame(dst, opClose, []byte{byte(code >> 8), byte(code)})
 }
