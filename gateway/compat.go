@@ -93,12 +93,12 @@ type FireInfo struct {
 	MessageType int
 	Message     *TopicMessage
 
-	// Set for client frames of the v2 protocol: the request id to answer and
-	// the outcome of a Publish made while handling the frame.
+	// Set for client frames of the v2 protocol: the request id to answer,
+	// and while the ReadHandler and its publishes run, the answer owed.
 	reqID  json.RawMessage
 	topics []string // the parsed topic list of a subscribe or unsubscribe frame
 	token  string   // the credentials of a v2 refresh
-	pubErr error
+	reply  *reply   // publish.go
 }
 
 // NewFireInfo returns a new message for tower t to fill and Publish. A

@@ -520,6 +520,7 @@ func TestCloseTopic(t *testing.T) {
 		t.Fatalf("news has %d subscribers after CloseTopic", n)
 	}
 	for _, id := range []string{"a", "b"} {
+		log.waitEvent(t, "unsubscribe "+id+" news", 1) // the callbacks run in order with the connection's frames
 		if log.count("systemremove "+id+" news") != 1 || log.count("unsubscribe "+id+" news") != 1 {
 			t.Fatalf("handlers for %s: %q", id, log.list())
 		}

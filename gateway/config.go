@@ -68,6 +68,13 @@ const (
 	DefaultSlowConsumerGrace = 5 * time.Second
 	// DefaultPublishTimeout bounds a publish to the broker.
 	DefaultPublishTimeout = 5 * time.Second
+	// DefaultPublishQueue bounds the messages of a node waiting for the
+	// broker (sender.go): at 1 KiB each, 16 MiB at most.
+	DefaultPublishQueue = 16384
+	// DefaultWorkers is the most goroutines running the callbacks of netpoll
+	// connections at once (workers.go): as many callbacks may block before
+	// other connections wait.
+	DefaultWorkers = 256
 	// DefaultConnectRateMaxAddresses is the default
 	// Config.ConnectRateMaxAddresses: a few MiB of buckets at most.
 	DefaultConnectRateMaxAddresses = 1 << 16
@@ -175,14 +182,21 @@ type Config struct {
 	// reader and a writer goroutine each; TransportNetpoll (Linux) takes the
 	// socket away from gorilla to the gateway's epoll pollers, so an idle
 	// connection holds no goroutine and no buffer, and the handlers run on
-	// the pollers (they must not block for long; ReadTimeoutHandler never
-	// fires there). Connections netpoll cannot take (TLS, other systems)
-	// stay on goroutines.
+	// the worker pool (Workers), never on a poller. Connections netpoll
+	// cannot take (TLS, other systems) stay on goroutines.
 	Transport Transport
 	// Pollers is the number of epoll loops of the netpoll transport
 	// (default: GOMAXPROCS). Each is one goroutine serving its share of
 	// the connections.
 	Pollers int
+	// Workers bounds the goroutines that run the callbacks of netpoll
+	// connections (default DefaultWorkers). They start when needed; a
+	// callback that blocks holds one.
+	Workers int
+	// PublishQueue bounds the messages waiting for the broker; a publish
+	// that finds its share full fails at once with ErrPublishQueueFull
+	// (default DefaultPublishQueue).
+	PublishQueue int
 
 	// Observer, if set, receives the timings of the publish path (fan-out
 	// and broker publish) for metrics. Default: none.
@@ -209,6 +223,7 @@ func (c *Config) Validate() error {
 		"ReadLimit": c.ReadLimit, "MaxMessageSize": int64(c.MaxMessageSize),
 		"MaxTopicLength": int64(c.MaxTopicLength), "InboundQueue": int64(c.InboundQueue),
 		"OutboundQueue": int64(c.OutboundQueue), "OutboundQueueBytes": int64(c.OutboundQueueBytes),
+		"Workers": int64(c.Workers), "PublishQueue": int64(c.PublishQueue),
 	} {
 		if n < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))
@@ -304,6 +319,8 @@ func (c Config) withDefaults() Config {
 	defInt(&c.InboundQueue, DefaultInboundQueue)
 	defInt(&c.OutboundQueue, DefaultOutboundQueue)
 	defInt(&c.OutboundQueueBytes, DefaultOutboundQueueBytes)
+	defInt(&c.Workers, DefaultWorkers)
+	defInt(&c.PublishQueue, DefaultPublishQueue)
 	if c.PublishRate > 0 && c.PublishBurst == 0 {
 		c.PublishBurst = max(1, int(math.Ceil(c.PublishRate)))
 	}

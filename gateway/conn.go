@@ -273,7 +273,7 @@ func (t *FireTower) lingerRead() {
 // for Run. It is the only reader of the connection.
 func (t *FireTower) readLoop() {
 	defer close(t.readerDone)
-	defer close(t.in)
+	defer t.enqueue(task{kind: taskFinish}) // Run ends the connection after the frames queued
 	defer t.gw.recoverPanic("reader", t)
 
 	idle := t.gw.cfg.HeartbeatInterval + t.gw.cfg.PongTimeout
@@ -381,25 +381,51 @@ func (t *FireTower) reject(fire *FireInfo, code int, msg string) {
 	t.replyError(fire, code, msg)
 }
 
-// queueInbound hands fire to Run, waiting up to ReadTimeout for room; past
-// that the ReadTimeoutHandler gets the frame and it is dropped.
+// queueInbound hands fire to Run through the inbox, waiting up to
+// ReadTimeout for room; past that the ReadTimeoutHandler gets the frame
+// (on this, the reader's goroutine) and it is dropped.
 func (t *FireTower) queueInbound(fire *FireInfo) {
-	select {
-	case t.in <- fire:
+	if t.enqueue(task{kind: taskFrame, fire: fire}) {
 		return
-	default:
 	}
 	timer := time.NewTimer(t.gw.cfg.ReadTimeout)
 	defer timer.Stop()
-	select {
-	case t.in <- fire:
-	case <-t.closing:
-	case <-timer.C:
-		t.gw.stats.readTimeouts.Add(1)
-		fire.Context = t.newLife()
-		if t.readTimeoutHandler != nil {
-			t.call("ReadTimeoutHandler", func() bool { t.readTimeoutHandler(fire); return true })
+	for {
+		select {
+		case <-t.space:
+			if t.enqueue(task{kind: taskFrame, fire: fire}) {
+				return
+			}
+			continue
+		case <-t.closing:
+			return
+		case <-timer.C:
 		}
-		t.replyError(fire, protocol.CodeLimitExceeded, "server busy: message dropped")
+		break
+	}
+	t.readTimedOut(fire)
+}
+
+// readTimedOut gives a frame that found no room in the inbox for
+// ReadTimeout to the ReadTimeoutHandler; it is dropped.
+func (t *FireTower) readTimedOut(fire *FireInfo) {
+	t.gw.stats.readTimeouts.Add(1)
+	fire.Context = t.newLife()
+	if t.readTimeoutHandler != nil {
+		t.call("ReadTimeoutHandler", func() bool { t.readTimeoutHandler(fire); return true })
+	}
+	t.replyError(fire, protocol.CodeLimitExceeded, "server busy: message dropped")
+}
+
+// resumeReading is called by the executor when the inbox, found full by
+// the transport, has room again.
+func (t *FireTower) resumeReading() {
+	if t.np != nil {
+		t.np.resume()
+		return
+	}
+	select {
+	case t.space <- struct{}{}:
+	default:
 	}
 }

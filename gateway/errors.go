@@ -19,3 +19,13 @@ var (
 	ErrTooManyConnsIP   = errors.New("gateway: connection limit per IP address reached")
 	ErrConnectRate      = errors.New("gateway: connection rate per IP address exceeded")
 )
+
+// Errors of the publish path (publish.go, sender.go).
+var (
+	// ErrPublishQueueFull refuses a publish, before any delivery, when too
+	// many messages wait for the broker (Config.PublishQueue).
+	ErrPublishQueueFull = errors.New("gateway: too many messages wait for the broker")
+	// ErrUnknownOutcome says that a publish was in the broker's hands when
+	// its caller stopped waiting: the other nodes may or may not get it.
+	ErrUnknownOutcome = errors.New("gateway: publish outcome unknown")
+)

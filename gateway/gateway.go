@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/internal/hub"
@@ -55,6 +52,10 @@ type Gateway struct {
 	countWarned atomic.Int64   // UnixNano of the last count-failure log line
 	commands    int            // remote commands being applied (commands.go)
 	cmdWG       sync.WaitGroup // one per remote command being applied
+	bgWG        sync.WaitGroup // goTracked's goroutines
+
+	sender  *sender  // the ordered, asynchronous queue to the broker (sender.go)
+	workers *workers // the netpoll transport's executor (workers.go)
 
 	started      time.Time
 	peers        peers
@@ -93,6 +94,8 @@ func New(cfg Config) (*Gateway, error) {
 		perIP:  make(map[string]int),
 	}
 	g.hub = hub.New(g.broker.SetInterest)
+	g.sender = newSender(g)
+	g.workers = newWorkers(cfg.Workers)
 	g.started = time.Now()
 	if err := g.broker.Start(context.Background(), cfg.NodeID, g.handleRemote); err != nil {
 		return nil, fmt.Errorf("gateway: start broker: %w", err)
@@ -144,65 +147,6 @@ func (g *Gateway) handleRemote(m *broker.Message) {
 	}
 	g.stats.remoteIn.Add(1)
 	g.fanout(m)
-}
-
-// Publish sends data (one JSON value) to every subscriber of topic in the
-// cluster: local subscribers directly, other nodes through the broker. It
-// returns the broker's error, if any, after local delivery.
-func (g *Gateway) Publish(ctx context.Context, topic string, data []byte) error {
-	_, err := g.publish(ctx, topic, data)
-	return err
-}
-
-func (g *Gateway) publish(ctx context.Context, topic string, data []byte) (*broker.Message, error) {
-	if err := protocol.ValidateTopic(topic, g.cfg.MaxTopicLength); err != nil {
-		return nil, err
-	}
-	if err := g.checkData(data); err != nil {
-		return nil, err
-	}
-	if g.isClosed() {
-		return nil, ErrGatewayClosed
-	}
-	// The copy makes the message immutable whatever the caller does with
-	// its slice later; brokers may hold it after Publish returns.
-	m := &broker.Message{Topic: topic, ID: g.ids.next(), Origin: g.cfg.NodeID, Data: bytes.Clone(data)}
-	g.stats.published.Add(1)
-	g.fanout(m)
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
-	defer cancel()
-	if err := g.brokerPublish(ctx, m); err != nil {
-		g.stats.publishErrors.Add(1)
-		return m, fmt.Errorf("gateway: publish to other nodes: %w", err)
-	}
-	return m, nil
-}
-
-// checkData checks a payload for Publish and the push commands: at most
-// MaxMessageSize bytes of one JSON value in UTF-8.
-func (g *Gateway) checkData(data []byte) error {
-	if len(data) > g.cfg.MaxMessageSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), g.cfg.MaxMessageSize)
-	}
-	// Browsers fail a connection on a text frame that is not UTF-8, and
-	// json.Valid does not check the bytes inside strings.
-	if !json.Valid(data) || !utf8.Valid(data) {
-		return ErrInvalidData
-	}
-	return nil
-}
-
-// PublishID is Publish, also returning the id of the message (the "id" v2
-// clients receive; 0 if the message was refused before it got one).
-func (g *Gateway) PublishID(ctx context.Context, topic string, data []byte) (uint64, error) {
-	m, err := g.publish(ctx, topic, data)
-	if m == nil {
-		return 0, err
-	}
-	return m.ID, err
 }
 
 // ClusterCount returns the number of subscribers of topic in the whole
@@ -410,6 +354,7 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()
+	finished := true
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -421,19 +366,46 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 			t.abort()
 		}
 		g.mu.Unlock()
-		<-done
+		// The sockets are closed now (the pollers tear the aborted
+		// connections down before they stop); a connection whose callback
+		// still runs finishes on its own, without Shutdown waiting for it.
+		select {
+		case <-done:
+		default:
+			finished = false
+			g.log.Warn("shutdown deadline: connections still in callbacks are left to finish on their own")
+		}
 	}
 	g.stopPollers() // no tower is left to serve
+	g.workers.shutdown(finished)
 	g.stopAnnouncer()
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
 	g.closeListeners()
-	g.cmdWG.Wait() // no command starts once closed is set
+	g.sender.close()
+	if !g.sender.wait(ctx) && err == nil {
+		err = ctx.Err() // the broker's close fails what is still in flight
+	}
+	if finished {
+		g.cmdWG.Wait() // no command starts once closed is set
+		g.bgWG.Wait()
+	}
 	if berr := g.broker.Close(); berr != nil && err == nil {
 		err = fmt.Errorf("gateway: close broker: %w", berr)
 	}
 	return err
+}
+
+// goTracked runs fn, application code for t, on a goroutine of its own that
+// Shutdown waits for; a panic is recovered (t closes with 1011).
+func (g *Gateway) goTracked(where string, t *FireTower, fn func()) {
+	g.bgWG.Add(1)
+	go func() {
+		defer g.bgWG.Done()
+		defer g.recoverPanic(where, t)
+		fn()
+	}()
 }
 
 // Close closes every connection at once and the broker.

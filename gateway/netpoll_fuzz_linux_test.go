@@ -45,7 +45,8 @@ func netpollRun(g *Gateway, p *poller, v2 bool, stream []byte, chunks []int) (st
 		t.version = protocol.V2
 	}
 	t.out.init(t)
-	t.np = &npConn{p: p, fd: -1}
+	t.np = &npConn{p: p, t: t, fd: -1}
+	t.exec = inline{} // the frames are handled before consume returns
 	var seen []string
 	t.readHandler = func(fire *FireInfo) bool {
 		seen = append(seen, fire.Message.Type+" "+fire.Message.Topic+" "+string(fire.Message.Data))
@@ -64,6 +65,16 @@ func netpollRun(g *Gateway, p *poller, v2 bool, stream []byte, chunks []int) (st
 	t.finish() // unsubscribe from the shared hub
 	kept := len(t.np.rbuf)
 	return fmt.Sprintf("%q topics=%d queued=%d closed=%v broken=%v kept=%d", seen, topics, queued, closed, t.np.broken, kept), kept
+}
+
+// inline is an executor that serves a tower at once, on the caller's
+// goroutine.
+type inline struct{}
+
+func (inline) submit(t *FireTower) {
+	for more := true; more; {
+		more, _ = t.serve(taskBatch)
+	}
 }
 
 // FuzzNetpollFrames: the netpoll transport's frame parser, which reads

@@ -25,10 +25,15 @@ import (
 // waits in epoll_wait for readable sockets and for towers with output.
 //
 //   - Reading: a readable socket is read into the poller's buffer; complete
-//     frames are parsed there and handled at once, on the poller (the
-//     handlers run inline, one connection's frames in order). Only the
-//     bytes of an incomplete frame are kept by the connection, until the
-//     rest arrives. An idle connection holds no goroutine and no buffer.
+//     frames are parsed and decoded there and put in the connection's
+//     inbox, which the gateway's workers run (inbox.go, workers.go): no
+//     application code runs on a poller. Only the bytes of an incomplete
+//     frame are kept by the connection, until the rest arrives. An idle
+//     connection holds no goroutine and no buffer. When a connection's
+//     inbox is full, its poller stops reading it (TCP pushes back on the
+//     client) until the workers make room; a frame that waits longer than
+//     ReadTimeout goes to the ReadTimeoutHandler, as on the goroutine
+//     transport.
 //   - Writing: the fan-out appends frames to a tower's bounded queue (the
 //     same queue and slow-consumer policy as the goroutine transport) and
 //     puts the tower on its poller's list, once until the poller takes the
@@ -51,11 +56,13 @@ const netpollSupported = true
 // fields set before Start, only its poller's goroutine touches it.
 type npConn struct {
 	p    *poller
+	t    *FireTower
 	fd   int
 	done chan struct{} // closed when the tower has ended; made by Run only, which waits for it
 
-	started atomic.Bool // Start has run; the poller may serve the socket
-	abort   atomic.Bool // drop the connection without writing (Shutdown's deadline)
+	started   atomic.Bool // Start has run; the poller may serve the socket
+	abort     atomic.Bool // drop the connection without writing (Shutdown's deadline)
+	resumeReq atomic.Bool // the inbox has room again: the poller reads on
 
 	registered bool   // in the poller's epoll set
 	rbuf       []byte // an incomplete frame kept for the next read
@@ -73,6 +80,11 @@ type npConn struct {
 	broken     bool  // stop parsing: the client's data is discarded from here
 	discarded  int64 // bytes thrown away after a protocol error (bounded)
 	gone       bool  // torn down
+	// held is a decoded frame that found the inbox full: reading stops
+	// (EPOLLIN off) until the workers make room, or until ReadTimeout has
+	// passed since heldAt and the frame goes to the ReadTimeoutHandler.
+	held   *FireInfo
+	heldAt int64
 }
 
 // poller is one epoll loop; a gateway has one per CPU, started with the
@@ -138,7 +150,7 @@ func (g *Gateway) detach(t *FireTower) *npConn {
 	}
 	_ = t.conn.Close() // the duplicate keeps the socket open
 	t.conn, t.ws = nil, nil
-	return &npConn{p: p, fd: fd}
+	return &npConn{p: p, t: t, fd: fd}
 }
 
 // startPollers starts the netpoll transport's pollers; New calls it. The
@@ -335,8 +347,18 @@ func (p *poller) event(t *FireTower, events uint32) {
 	if events&unix.EPOLLOUT != 0 && len(np.wbuf) > 0 {
 		p.writeBuffered(t)
 	}
-	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !np.gone {
-		p.read(t) // replies are flushed with the list, after the events
+	switch {
+	case np.gone:
+	case np.held != nil:
+		// Not reading: only a hang-up or an error is reported, and it
+		// would be reported again and again.
+		if events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			np.peerClosed = true
+			t.closeWith(protocol.CloseGoingAway, "", false)
+			p.teardown(t)
+		}
+	case events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0:
+		p.read(t)
 	}
 }
 
@@ -369,7 +391,33 @@ func (p *poller) service(t *FireTower) {
 		p.conns[int32(np.fd)] = t
 		np.lastRead, np.lastBeat = p.now, p.now
 	}
+	if np.resumeReq.Swap(false) {
+		p.resumeRead(t)
+	}
 	p.flush(t)
+}
+
+// resume asks the poller to read the connection again: its inbox has room
+// (a worker calls it).
+func (np *npConn) resume() {
+	np.resumeReq.Store(true)
+	np.p.schedule(np.t)
+}
+
+// resumeRead queues the held frame and handles the rest of what was read.
+func (p *poller) resumeRead(t *FireTower) {
+	np := t.np
+	if np.held == nil || np.gone {
+		return
+	}
+	if !t.enqueue(task{kind: taskFrame, fire: np.held}) {
+		return // full again: the workers call resume once more
+	}
+	np.held, np.heldAt = nil, 0
+	p.arm(t)
+	if len(np.rbuf) > 0 {
+		p.consume(t, p.buf[:copy(p.buf, np.rbuf)], 0)
+	}
 }
 
 // flush writes t's queue (and close frame) with one system call, unless
@@ -475,7 +523,7 @@ func (p *poller) write(t *FireTower, frames [][]byte, n int, withClose bool, now
 		}
 		np.wbuf, np.closeInBuf, np.blockedAt = rest, withClose, now
 		p.watch[t] = struct{}{}
-		p.arm(t, true)
+		p.arm(t)
 		return true
 	}
 	if withClose {
@@ -555,7 +603,7 @@ func (p *poller) writeBuffered(t *FireTower) {
 	}
 	now := p.now
 	np.wbuf, np.blockedAt = nil, 0
-	p.arm(t, false)
+	p.arm(t)
 	if np.closeInBuf {
 		np.closeInBuf = false
 		p.closeWritten(t, now)
@@ -563,13 +611,18 @@ func (p *poller) writeBuffered(t *FireTower) {
 	p.flush(t) // what queued up meanwhile
 }
 
-// arm turns EPOLLOUT on or off for t.
-func (p *poller) arm(t *FireTower, out bool) {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(t.np.fd)}
-	if out {
+// arm sets the events t waits for: input unless a frame is held (the
+// inbox is full), output while the socket holds back bytes.
+func (p *poller) arm(t *FireTower) {
+	np := t.np
+	ev := unix.EpollEvent{Fd: int32(np.fd)}
+	if np.held == nil {
+		ev.Events |= unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if len(np.wbuf) > 0 {
 		ev.Events |= unix.EPOLLOUT
 	}
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, t.np.fd, &ev)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, np.fd, &ev)
 }
 
 // closeWritten records that the close frame went out.
@@ -636,7 +689,7 @@ func (p *poller) parse(t *FireTower, data []byte) int {
 	np := t.np
 	limit := p.g.cfg.ReadLimit
 	used := 0
-	for !np.gone && !np.broken {
+	for !np.gone && !np.broken && np.held == nil {
 		b := data[used:]
 		h, ok, err := protocol.ParseClientFrameHeader(b)
 		switch {
@@ -716,9 +769,11 @@ func (p *poller) message(t *FireTower, op byte, data []byte) {
 	if fire == nil {
 		return
 	}
-	fire.Context = t.newLife()
-	t.dispatch(fire)
-	t.syncIdentity()
+	if !t.enqueue(task{kind: taskFrame, fire: fire}) {
+		t.np.held, t.np.heldAt = fire, p.now
+		p.watch[t] = struct{}{}
+		p.arm(t)
+	}
 }
 
 // clientClose handles the client's close frame: echo it (as gorilla's
@@ -784,6 +839,9 @@ func (p *poller) sweepAll(now time.Time) {
 func (p *poller) sweepOne(t *FireTower, now, idle int64, cfg *Config) {
 	defer p.g.recoverPanic("netpoll", t)
 	np := t.np
+	if np.held != nil {
+		np.lastRead = now // not silent: held back by its own backlog
+	}
 	switch {
 	case np.gone, np.closingAt != 0, t.isClosing():
 	case now-np.lastRead > idle:
@@ -812,7 +870,10 @@ func (p *poller) checkWatch(now int64) {
 		case len(np.wbuf) > 0 && now-np.blockedAt > int64(cfg.WriteTimeout):
 			t.closeWith(protocol.CloseGoingAway, "", false)
 			p.teardown(t) // a write stuck for WriteTimeout
-		case np.closingAt != 0 || len(np.wbuf) > 0:
+		case np.held != nil && now-np.heldAt > int64(cfg.ReadTimeout):
+			p.readTimeout(t)
+			continue
+		case np.closingAt != 0 || len(np.wbuf) > 0 || np.held != nil:
 			continue // still waiting
 		}
 		delete(p.watch, t)
@@ -833,7 +894,7 @@ func (p *poller) teardown(t *FireTower) {
 		delete(p.conns, int32(np.fd))
 	}
 	_ = unix.Close(np.fd)
-	np.rbuf, np.wbuf, np.frag = nil, nil, nil
+	np.rbuf, np.wbuf, np.frag, np.held = nil, nil, nil, nil
 	t.out.mu.Lock()
 	first := t.out.closeLocked(protocol.CloseGoingAway, "", false, true)
 	t.out.queue = nil
@@ -842,11 +903,31 @@ func (p *poller) teardown(t *FireTower) {
 		close(t.closing)
 	}
 	t.stopExpiry()
+	// The end-of-connection handlers run on a worker, after the frames
+	// already in the inbox; then the tower leaves the gateway (ended).
+	t.enqueue(task{kind: taskFinish})
+}
+
+// ended is the netpoll transport's last step of a tower, after its finish
+// task ran: it leaves the gateway and Run returns.
+func (np *npConn) ended(t *FireTower) {
+	t.gw.unregister(t)
 	if np.done != nil {
-		defer close(np.done)
+		close(np.done)
 	}
-	defer p.g.unregister(t)
-	t.finish()
+}
+
+// readTimeout gives the held frame to the ReadTimeoutHandler, on a
+// goroutine of its own (the handler is application code), and reads on.
+func (p *poller) readTimeout(t *FireTower) {
+	np := t.np
+	fire := np.held
+	np.held, np.heldAt = nil, 0
+	p.g.goTracked("ReadTimeoutHandler", t, func() { t.readTimedOut(fire) })
+	p.arm(t)
+	if len(np.rbuf) > 0 {
+		p.consume(t, p.buf[:copy(p.buf, np.rbuf)], 0)
+	}
 }
 
 // startNetpoll is Run/Start on the netpoll transport: the tower joins the

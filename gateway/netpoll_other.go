@@ -27,3 +27,7 @@ func (*FireTower) startNetpoll() { panic("firetower: netpoll transport on a syst
 func (*npConn) refuse([]byte) {}
 
 func (*Gateway) startPollers() error { return nil }
+
+func (*npConn) resume() {}
+
+func (*npConn) ended(*FireTower) {}

@@ -14,21 +14,22 @@ type Stats struct {
 	FramesOut        int64 `json:"framesOut"` // frames written to clients (deliveries, replies, heartbeats)
 	Writes           int64 `json:"writes"`    // write system calls to clients: FramesOut/Writes is the batching
 	BytesOut         int64 `json:"bytesOut"`
-	Published        int64 `json:"published"`       // messages published on this node
-	RemoteIn         int64 `json:"remoteIn"`        // messages received from other nodes
-	PublishErrors    int64 `json:"publishErrors"`   // publishes the broker refused
-	Dropped          int64 `json:"dropped"`         // frames dropped by the slow-consumer policy
-	SlowDisconnects  int64 `json:"slowDisconnects"` // connections closed with 4008
-	ReadTimeouts     int64 `json:"readTimeouts"`    // ReadTimeoutHandler events (inbound queue full)
-	ProtocolErrors   int64 `json:"protocolErrors"`  // malformed or refused client frames
-	Panics           int64 `json:"panics"`          // recovered panics
-	AuthFailures     int64 `json:"authFailures"`    // upgrades refused with 401
-	Forbidden        int64 `json:"forbidden"`       // subscribes and publishes outside the grants
-	TokenExpired     int64 `json:"tokenExpired"`    // connections closed with 4403
-	ConnLimited      int64 `json:"connLimited"`     // upgrades refused by MaxConnections (503)
-	IPLimited        int64 `json:"ipLimited"`       // upgrades refused by MaxConnectionsPerIP (429)
-	RateLimited      int64 `json:"rateLimited"`     // client frames dropped by PublishRate
-	ConnRateLimited  int64 `json:"connRateLimited"` // upgrades refused by ConnectRate (429)
+	Published        int64 `json:"published"`        // messages published on this node
+	RemoteIn         int64 `json:"remoteIn"`         // messages received from other nodes
+	PublishErrors    int64 `json:"publishErrors"`    // publishes the broker refused
+	Dropped          int64 `json:"dropped"`          // frames dropped by the slow-consumer policy
+	SlowDisconnects  int64 `json:"slowDisconnects"`  // connections closed with 4008
+	ReadTimeouts     int64 `json:"readTimeouts"`     // ReadTimeoutHandler events (inbound queue full)
+	ProtocolErrors   int64 `json:"protocolErrors"`   // malformed or refused client frames
+	Panics           int64 `json:"panics"`           // recovered panics
+	AuthFailures     int64 `json:"authFailures"`     // upgrades refused with 401
+	Forbidden        int64 `json:"forbidden"`        // subscribes and publishes outside the grants
+	TokenExpired     int64 `json:"tokenExpired"`     // connections closed with 4403
+	ConnLimited      int64 `json:"connLimited"`      // upgrades refused by MaxConnections (503)
+	IPLimited        int64 `json:"ipLimited"`        // upgrades refused by MaxConnectionsPerIP (429)
+	RateLimited      int64 `json:"rateLimited"`      // client frames dropped by PublishRate
+	ConnRateLimited  int64 `json:"connRateLimited"`  // upgrades refused by ConnectRate (429)
+	PublishQueueFull int64 `json:"publishQueueFull"` // publishes refused: too many wait for the broker (503)
 }
 
 // counters are the live, atomically updated figures behind Stats.
@@ -41,7 +42,7 @@ type counters struct {
 	protocolErrors, panics                       atomic.Int64
 	authFailures, forbidden, tokenExpired        atomic.Int64
 	connLimited, ipLimited, rateLimited          atomic.Int64
-	connRateLimited                              atomic.Int64
+	connRateLimited, publishQueueFull            atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -69,5 +70,6 @@ func (c *counters) snapshot() Stats {
 		IPLimited:        c.ipLimited.Load(),
 		RateLimited:      c.rateLimited.Load(),
 		ConnRateLimited:  c.connRateLimited.Load(),
+		PublishQueueFull: c.publishQueueFull.Load(),
 	}
 }

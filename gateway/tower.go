@@ -22,10 +22,12 @@ import (
 // BuildTower or Gateway.BuildTower, set its handlers, then call Run, which
 // blocks until the connection ends. Handlers must be set before Run.
 //
-// Only the tower's writer goroutine writes to the websocket; Publish, ToSelf
-// and the fan-out append immutable frames to its bounded queue. Run calls
-// the handlers on its own goroutine, except ReadTimeoutHandler (reader
-// goroutine).
+// Only the tower's writer writes to the websocket; Publish, ToSelf and the
+// fan-out append immutable frames to its bounded queue. The handlers run
+// one at a time, in frame order (inbox.go): on Run's goroutine on the
+// goroutine transport, on the gateway's worker pool on the netpoll
+// transport; ReadTimeoutHandler runs on the goroutine that waited (the
+// reader, or a goroutine of its own on netpoll).
 type FireTower struct {
 	// ClientId identifies the connection to the application; several
 	// connections may share one (nothing is overwritten).
@@ -54,7 +56,11 @@ type FireTower struct {
 	unSubscribeHandler     func(*FireLife, []string) bool
 	onSystemRemove         func(string)
 
-	in chan *FireInfo // reader -> Run, the original's readIn
+	inbox inbox    // client frames and owed callbacks, in order (inbox.go)
+	exec  executor // runs the inbox: Run's goroutine or the gateway's workers
+	// space is signalled when the inbox has room again after it was found
+	// full; the goroutine transport's reader waits on it (queueInbound).
+	space chan struct{}
 
 	ident atomic.Pointer[identity] // ClientId and UserId for kick-out commands (commands.go)
 
@@ -115,8 +121,11 @@ func (g *Gateway) BuildTower(ws *websocket.Conn, clientID string) *FireTower {
 		// without epoll) stay on the goroutine transport.
 		t.np = g.detach(t)
 	}
-	if t.np == nil {
-		t.in = make(chan *FireInfo, g.cfg.InboundQueue)
+	if t.np != nil {
+		t.exec = g.workers
+	} else {
+		t.exec = newRunLoop()
+		t.space = make(chan struct{}, 1)
 		t.readerDone, t.writerDone = make(chan struct{}), make(chan struct{})
 		t.out.wake = make(chan struct{}, 1)
 		ws.SetReadLimit(g.cfg.ReadLimit)
@@ -250,15 +259,7 @@ func (t *FireTower) run() {
 		}
 		t.syncIdentity()
 	}
-	for fire := range t.in {
-		if t.isClosing() {
-			continue // drain what the reader had queued; it stops soon
-		}
-		fire.Context = t.newLife()
-		t.dispatch(fire)
-		t.syncIdentity()
-	}
-	t.finish()
+	t.exec.(*runLoop).serveUntilFinished(t) // until the reader's finish task
 	<-t.writerDone
 }
 
@@ -391,15 +392,19 @@ func (t *FireTower) dispatch(fire *FireInfo) {
 		t.replyError(fire, protocol.CodeForbidden, "this server does not accept client messages")
 		return
 	}
+	var r *reply
+	if t.version == protocol.V2 && fire.reqID != nil {
+		r = &reply{t: t, id: fire.reqID}
+		r.hold() // until the handler returns
+		fire.reply = r
+	}
 	if !t.call("ReadHandler", func() bool { return t.readHandler(fire) }) {
 		t.closeWith(protocol.CloseRejected, "message refused", true)
-		return
+		return // no answer: the connection closes
 	}
-	if fire.pubErr != nil {
-		t.replyError(fire, codeOf(fire.pubErr), fire.pubErr.Error())
-		return
+	if r != nil {
+		r.release(nil) // the ack or error once the publishes are answered
 	}
-	t.replyAck(fire)
 }
 
 func (t *FireTower) dispatchSubscription(fire *FireInfo, kind protocol.Kind) {
@@ -496,11 +501,20 @@ func (t *FireTower) Topics() []string {
 	return out
 }
 
-// systemRemove is CloseTopic's removal of this connection from topic.
+// systemRemove is CloseTopic's removal of this connection from topic. The
+// callbacks it owes (OnSystemRemove, UnSubscribeHandler) run later, in
+// order with the connection's frames.
 func (t *FireTower) systemRemove(topic string) bool {
 	if len(t.Unsubscribe(topic)) == 0 {
 		return false
 	}
+	if t.onSystemRemove != nil || t.unSubscribeHandler != nil {
+		t.enqueue(task{kind: taskSystemRemove, topic: topic})
+	}
+	return true
+}
+
+func (t *FireTower) runSystemRemove(topic string) {
 	if t.onSystemRemove != nil {
 		t.call("OnSystemRemove", func() bool { t.onSystemRemove(topic); return true })
 	}
@@ -508,22 +522,6 @@ func (t *FireTower) systemRemove(topic string) bool {
 		life := t.newLife()
 		t.call("UnSubscribeHandler", func() bool { return t.unSubscribeHandler(life, []string{topic}) })
 	}
-	return true
-}
-
-// Publish sends fire.Message.Data (one JSON value) to every subscriber of
-// fire.Message.Topic (one topic) in the cluster, this connection included if
-// it is subscribed.
-func (t *FireTower) Publish(fire *FireInfo) error {
-	if fire == nil || fire.Message == nil {
-		return fmt.Errorf("%w: nil message", ErrInvalidData)
-	}
-	_, err := t.gw.publish(context.Background(), fire.Message.Topic, fire.Message.Data)
-	if err != nil {
-		t.gw.log.Debug("publish failed", "client", t.ClientId, "topic", fire.Message.Topic, "err", err)
-		fire.pubErr = err
-	}
-	return err
 }
 
 // ToSelf sends b to this connection only. v1 clients receive b as it is;
@@ -578,19 +576,25 @@ func (t *FireTower) isClosing() bool {
 }
 
 func (t *FireTower) replyAck(fire *FireInfo) {
-	if t.version != protocol.V2 || fire.reqID == nil {
-		return
+	if t.version == protocol.V2 && fire.reqID != nil {
+		t.sendAck(fire.reqID)
 	}
-	_ = t.out.push(protocol.TextFrame(protocol.AppendAckV2(nil, fire.reqID)), true)
 }
 
 // replyError answers a v2 client with an error frame; v1 clients get no
 // reply, as with the original.
 func (t *FireTower) replyError(fire *FireInfo, code int, msg string) {
-	if t.version != protocol.V2 {
-		return
+	if t.version == protocol.V2 {
+		t.sendError(fire.reqID, code, msg)
 	}
-	_ = t.out.push(protocol.TextFrame(protocol.AppendErrorV2(nil, fire.reqID, code, msg)), true)
+}
+
+func (t *FireTower) sendAck(id json.RawMessage) {
+	_ = t.out.push(protocol.TextFrame(protocol.AppendAckV2(nil, id)), true)
+}
+
+func (t *FireTower) sendError(id json.RawMessage, code int, msg string) {
+	_ = t.out.push(protocol.TextFrame(protocol.AppendErrorV2(nil, id, code, msg)), true)
 }
 
 // codeOf maps an error to a v2 error code.
