@@ -185,8 +185,8 @@ func (g *Gateway) handleCommand(m *broker.Message) {
 		return
 	}
 	g.mu.Lock()
-	if g.closed || g.commands >= maxRemoteCommands {
-		closed := g.closed
+	if g.closed.Load() || g.commands >= maxRemoteCommands {
+		closed := g.closed.Load()
 		g.mu.Unlock()
 		if !closed {
 			g.log.Warn("dropping a command from another node: too many in progress", "origin", m.Origin, "op", c.Op)

@@ -45,7 +45,9 @@ type Gateway struct {
 	// listeners are the backend subscribers (listener.go); Shutdown closes them.
 	listeners map[*Listener]struct{}
 	draining  bool
-	closed    bool
+	// closed is written with mu held, so that what mu guards agrees with
+	// it, and read without mu by the hot paths (every Publish).
+	closed atomic.Bool
 	// drainStop and drainDone belong to the goroutine Drain starts (nil
 	// when none runs): Shutdown closes drainStop and waits for drainDone.
 	drainStop chan struct{}
@@ -260,18 +262,14 @@ func (g *Gateway) CloseTopic(topic string) int {
 	return n
 }
 
-func (g *Gateway) isClosed() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.closed
-}
+func (g *Gateway) isClosed() bool { return g.closed.Load() }
 
 // register adds a running tower; it fails once the gateway drains or closes.
 func (g *Gateway) register(t *FireTower) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch {
-	case g.closed:
+	case g.closed.Load():
 		return ErrGatewayClosed
 	case g.draining:
 		return ErrDraining
@@ -307,7 +305,7 @@ func (g *Gateway) unregister(t *FireTower) {
 // ErrGatewayClosed.
 func (g *Gateway) Drain(window time.Duration) error {
 	g.mu.Lock()
-	if g.closed {
+	if g.closed.Load() {
 		g.mu.Unlock()
 		return ErrGatewayClosed
 	}
@@ -381,7 +379,7 @@ func closeSpread(towers []*FireTower, window time.Duration, stop <-chan struct{}
 // once). After Drain, the connections still open are spread over drain.
 func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	g.mu.Lock()
-	if g.closed {
+	if g.closed.Load() {
 		g.mu.Unlock()
 		return nil
 	}
@@ -426,7 +424,7 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	g.stopPollers() // no tower is left to serve
 	g.stopAnnouncer()
 	g.mu.Lock()
-	g.closed = true
+	g.closed.Store(true)
 	g.mu.Unlock()
 	g.closeListeners()
 	g.cmdWG.Wait() // no command starts once closed is set
