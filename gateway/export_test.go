@@ -57,3 +57,9 @@ func (t *FireTower) DiscardQueued() int {
 	t.out.queue, t.out.bytes = t.out.queue[:0], 0
 	return n
 }
+
+// IndexLen returns the number of towers in the user index and in the
+// client index (towers with an empty id are in neither).
+func (g *Gateway) IndexLen() (users, clients int) {
+	return g.index.len(slotUser), g.index.len(slotClient)
+}

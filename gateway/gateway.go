@@ -27,6 +27,7 @@ import (
 //
 // Lock order: FireTower.subMu -> hub shard lock -> FireTower.outMu and the
 // broker's own locks (leaves); Gateway.mu is never held while calling out.
+// Gateway.mu -> FireTower.index.mu -> index shard lock (leaves, index.go).
 type Gateway struct {
 	cfg    Config
 	log    *slog.Logger
@@ -38,6 +39,9 @@ type Gateway struct {
 	// connRate counts upgrades per client address (Config.ConnectRate,
 	// connrate.go) under its own lock.
 	connRate connRate
+
+	// index finds the running towers by UserId and ClientId (index.go).
+	index towerIndexes
 
 	mu     sync.Mutex
 	towers map[*FireTower]struct{}
@@ -274,6 +278,7 @@ func (g *Gateway) register(t *FireTower) error {
 	case g.draining:
 		return ErrDraining
 	}
+	g.indexTower(t)
 	g.towers[t] = struct{}{}
 	g.perIP[t.ip]++
 	g.wg.Add(1)
@@ -283,6 +288,7 @@ func (g *Gateway) register(t *FireTower) error {
 }
 
 func (g *Gateway) unregister(t *FireTower) {
+	g.unindexTower(t)
 	g.mu.Lock()
 	delete(g.towers, t)
 	if g.perIP[t.ip]--; g.perIP[t.ip] <= 0 {
