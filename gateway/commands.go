@@ -120,11 +120,7 @@ func (g *Gateway) applyCommand(c broker.Command) int {
 	n := 0
 	switch c.Op {
 	case broker.OpDisconnectClient, broker.OpDisconnectUser:
-		towers := g.towersOfClient(c.ClientID)
-		if c.Op == broker.OpDisconnectUser {
-			towers = g.towersOfUser(c.UserID)
-		}
-		for _, t := range towers {
+		for _, t := range g.commandTowers(c) {
 			t.closeWith(protocol.CloseKicked, "disconnected by the server", true)
 			n++
 		}
@@ -139,17 +135,22 @@ func (g *Gateway) applyCommand(c broker.Command) int {
 	case broker.OpCloseTopic:
 		n = g.CloseTopic(c.Topic)
 	case broker.OpPushClient, broker.OpPushUser:
-		towers := g.towersOfClient(c.ClientID)
-		if c.Op == broker.OpPushUser {
-			towers = g.towersOfUser(c.UserID)
-		}
-		for _, t := range towers {
+		for _, t := range g.commandTowers(c) {
 			if t.ToSelf(c.Data) == nil {
 				n++
 			}
 		}
 	}
 	return n
+}
+
+// commandTowers returns the running towers a push or disconnect command
+// names, by user id or by client id.
+func (g *Gateway) commandTowers(c broker.Command) []*FireTower {
+	if c.Op == broker.OpDisconnectUser || c.Op == broker.OpPushUser {
+		return g.towersOfUser(c.UserID)
+	}
+	return g.towersOfClient(c.ClientID)
 }
 
 // handleCommand applies a command from another node on a goroutine of its
