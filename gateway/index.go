@@ -63,8 +63,9 @@ type towerIndexEntry struct {
 }
 
 func (x *towerIndexes) shard(slot int, key string) *indexShard {
-	// FNV-1a: stable, no seed, no allocation; the ids are the
-	// application's, and a skewed key set still costs only one map each.
+	// FNV-1a: no seed, no allocation. The ids are the application's; a
+	// skewed set of them crowds some shards, and a lookup is still one
+	// map access.
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
 		h ^= uint32(key[i])
