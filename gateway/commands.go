@@ -113,52 +113,44 @@ func (g *Gateway) checkCommand(c broker.Command) error {
 	return nil
 }
 
+// applyCommand finds the connections concerned through the user and
+// client indexes (index.go): its cost follows the number of matches, not
+// of the node's connections.
 func (g *Gateway) applyCommand(c broker.Command) int {
+	n := 0
 	switch c.Op {
 	case broker.OpDisconnectClient, broker.OpDisconnectUser:
-		n := 0
-		for _, t := range g.liveTowers() {
-			id := t.identity()
-			if (c.Op == broker.OpDisconnectClient && id.client == c.ClientID) ||
-				(c.Op == broker.OpDisconnectUser && id.user == c.UserID) {
-				t.closeWith(protocol.CloseKicked, "disconnected by the server", true)
-				n++
-			}
+		for _, t := range g.commandTowers(c) {
+			t.closeWith(protocol.CloseKicked, "disconnected by the server", true)
+			n++
 		}
-		return n
 	case broker.OpRemoveUserFromTopic:
-		n := 0
-		for _, s := range g.hub.Subscribers(c.Topic) {
-			if t, ok := s.(*FireTower); ok && t.identity().user == c.UserID && t.systemRemove(c.Topic) {
+		// A user has a few connections, a topic may have a crowd: the
+		// user's are walked, and those not subscribed skip themselves.
+		for _, t := range g.towersOfUser(c.UserID) {
+			if t.systemRemove(c.Topic) {
 				n++
 			}
 		}
-		return n
 	case broker.OpCloseTopic:
-		return g.CloseTopic(c.Topic)
+		n = g.CloseTopic(c.Topic)
 	case broker.OpPushClient, broker.OpPushUser:
-		n := 0
-		for _, t := range g.liveTowers() {
-			id := t.identity()
-			if ((c.Op == broker.OpPushClient && id.client == c.ClientID) ||
-				(c.Op == broker.OpPushUser && id.user == c.UserID)) && t.ToSelf(c.Data) == nil {
+		for _, t := range g.commandTowers(c) {
+			if t.ToSelf(c.Data) == nil {
 				n++
 			}
 		}
-		return n
 	}
-	return 0
+	return n
 }
 
-// liveTowers returns a snapshot of the running connections.
-func (g *Gateway) liveTowers() []*FireTower {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := make([]*FireTower, 0, len(g.towers))
-	for t := range g.towers {
-		out = append(out, t)
+// commandTowers returns the running towers a push or disconnect command
+// names, by user id or by client id.
+func (g *Gateway) commandTowers(c broker.Command) []*FireTower {
+	if c.Op == broker.OpDisconnectUser || c.Op == broker.OpPushUser {
+		return g.towersOfUser(c.UserID)
 	}
-	return out
+	return g.towersOfClient(c.ClientID)
 }
 
 // handleCommand applies a command from another node on a goroutine of its
@@ -185,8 +177,8 @@ func (g *Gateway) handleCommand(m *broker.Message) {
 		return
 	}
 	g.mu.Lock()
-	if g.closed || g.commands >= maxRemoteCommands {
-		closed := g.closed
+	if g.closed.Load() || g.commands >= maxRemoteCommands {
+		closed := g.closed.Load()
 		g.mu.Unlock()
 		if !closed {
 			g.log.Warn("dropping a command from another node: too many in progress", "origin", m.Origin, "op", c.Op)
@@ -215,10 +207,11 @@ func (g *Gateway) handleCommand(m *broker.Message) {
 // through this snapshot, without a data race.
 type identity struct{ client, user string }
 
-// syncIdentity publishes the fields; it is called on Run's goroutine.
+// syncIdentity publishes the fields, and moves the tower in the gateway's
+// indexes if they changed; it is called on Run's goroutine.
 func (t *FireTower) syncIdentity() {
 	if cur := t.ident.Load(); cur == nil || cur.client != t.ClientId || cur.user != t.UserId {
-		t.ident.Store(&identity{client: t.ClientId, user: t.UserId})
+		t.gw.setIdentity(t, &identity{client: t.ClientId, user: t.UserId})
 	}
 }
 

@@ -22,17 +22,18 @@ type ConnInfo struct {
 // clientID or whose UserId is userID (an empty argument matches nothing),
 // oldest first, at most limit of them, and how many matched in all. The ids
 // are those of the last callback each connection's Run goroutine finished.
-// It walks every connection of the node.
+// It looks them up in the user and client indexes (index.go).
 func (g *Gateway) FindConnections(clientID, userID string, limit int) (found []ConnInfo, matched int) {
 	type match struct {
 		t  *FireTower
 		id identity
 	}
 	var ms []match
-	for _, t := range g.liveTowers() {
-		id := t.identity()
-		if (clientID != "" && id.client == clientID) || (userID != "" && id.user == userID) {
-			ms = append(ms, match{t, id})
+	seen := make(map[*FireTower]bool)
+	for _, t := range append(g.towersOfClient(clientID), g.towersOfUser(userID)...) {
+		if !seen[t] {
+			seen[t] = true
+			ms = append(ms, match{t, t.identity()})
 		}
 	}
 	slices.SortFunc(ms, func(a, b match) int { return a.t.startTime.Compare(b.t.startTime) })

@@ -24,6 +24,7 @@ import (
 //
 // Lock order: FireTower.subMu -> hub shard lock -> FireTower.outMu and the
 // broker's own locks (leaves); Gateway.mu is never held while calling out.
+// Gateway.mu -> FireTower.index.mu -> index shard lock (leaves, index.go).
 type Gateway struct {
 	cfg    Config
 	log    *slog.Logger
@@ -36,13 +37,18 @@ type Gateway struct {
 	// connrate.go) under its own lock.
 	connRate connRate
 
+	// index finds the running towers by UserId and ClientId (index.go).
+	index towerIndexes
+
 	mu     sync.Mutex
 	towers map[*FireTower]struct{}
 	perIP  map[string]int // running towers per client IP (Config.MaxConnectionsPerIP)
 	// listeners are the backend subscribers (listener.go); Shutdown closes them.
 	listeners map[*Listener]struct{}
 	draining  bool
-	closed    bool
+	// closed is written with mu held, so that what mu guards agrees with
+	// it, and read without mu by the hot paths (every Publish).
+	closed atomic.Bool
 	// drainStop and drainDone belong to the goroutine Drain starts (nil
 	// when none runs): Shutdown closes drainStop and waits for drainDone.
 	drainStop chan struct{}
@@ -204,22 +210,19 @@ func (g *Gateway) CloseTopic(topic string) int {
 	return n
 }
 
-func (g *Gateway) isClosed() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.closed
-}
+func (g *Gateway) isClosed() bool { return g.closed.Load() }
 
 // register adds a running tower; it fails once the gateway drains or closes.
 func (g *Gateway) register(t *FireTower) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch {
-	case g.closed:
+	case g.closed.Load():
 		return ErrGatewayClosed
 	case g.draining:
 		return ErrDraining
 	}
+	g.indexTower(t)
 	g.towers[t] = struct{}{}
 	g.perIP[t.ip]++
 	g.wg.Add(1)
@@ -229,6 +232,7 @@ func (g *Gateway) register(t *FireTower) error {
 }
 
 func (g *Gateway) unregister(t *FireTower) {
+	g.unindexTower(t)
 	g.mu.Lock()
 	delete(g.towers, t)
 	if g.perIP[t.ip]--; g.perIP[t.ip] <= 0 {
@@ -251,7 +255,7 @@ func (g *Gateway) unregister(t *FireTower) {
 // ErrGatewayClosed.
 func (g *Gateway) Drain(window time.Duration) error {
 	g.mu.Lock()
-	if g.closed {
+	if g.closed.Load() {
 		g.mu.Unlock()
 		return ErrGatewayClosed
 	}
@@ -325,7 +329,7 @@ func closeSpread(towers []*FireTower, window time.Duration, stop <-chan struct{}
 // once). After Drain, the connections still open are spread over drain.
 func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	g.mu.Lock()
-	if g.closed {
+	if g.closed.Load() {
 		g.mu.Unlock()
 		return nil
 	}
@@ -380,7 +384,7 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	g.workers.shutdown(finished)
 	g.stopAnnouncer()
 	g.mu.Lock()
-	g.closed = true
+	g.closed.Store(true)
 	g.mu.Unlock()
 	g.closeListeners()
 	g.sender.close()

@@ -60,7 +60,7 @@ func (g *Gateway) Listen(topic string, queue int) (*Listener, error) {
 	}
 	l := &Listener{g: g, topic: topic, prefix: deliveryPrefix(topic), queue: make(chan []byte, queue), done: make(chan struct{})}
 	g.mu.Lock()
-	if g.closed {
+	if g.closed.Load() {
 		g.mu.Unlock()
 		return nil, ErrGatewayClosed
 	}

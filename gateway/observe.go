@@ -55,7 +55,7 @@ func (g *Gateway) brokerPublish(ctx context.Context, m *broker.Message) error {
 // network: /readyz calls it.
 func (g *Gateway) Ready() error {
 	g.mu.Lock()
-	closed, draining := g.closed, g.draining
+	closed, draining := g.closed.Load(), g.draining
 	g.mu.Unlock()
 	switch {
 	case closed:

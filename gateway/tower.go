@@ -63,6 +63,7 @@ type FireTower struct {
 	space chan struct{}
 
 	ident atomic.Pointer[identity] // ClientId and UserId for kick-out commands (commands.go)
+	index towerIndexEntry          // its place in the gateway's user and client indexes (index.go)
 
 	subMu     sync.Mutex // serialises subscription changes; see the lock order on Gateway
 	topics    map[string]struct{}

@@ -25,7 +25,7 @@ import (
 // dropped when the connection is garbage collected if no tower is built).
 func (g *Gateway) Upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
 	g.mu.Lock()
-	draining, closed := g.draining, g.closed
+	draining, closed := g.draining, g.closed.Load()
 	g.mu.Unlock()
 	if draining || closed {
 		w.Header().Set("Retry-After", "1")
