@@ -18,4 +18,9 @@ var (
 	ErrTooManyConns     = errors.New("gateway: connection limit reached")
 	ErrTooManyConnsIP   = errors.New("gateway: connection limit per IP address reached")
 	ErrConnectRate      = errors.New("gateway: connection rate per IP address exceeded")
+	// ErrClusterIDTaken: New was given a Config.ClusterID that another node
+	// of the cluster holds.
+	ErrClusterIDTaken = errors.New("gateway: message-id node number taken")
+	// ErrNoClusterID: New found no free node number to claim.
+	ErrNoClusterID = errors.New("gateway: no free message-id node number")
 )

@@ -29,6 +29,9 @@ type Stats struct {
 	IPLimited        int64 `json:"ipLimited"`       // upgrades refused by MaxConnectionsPerIP (429)
 	RateLimited      int64 `json:"rateLimited"`     // client frames dropped by PublishRate
 	ConnRateLimited  int64 `json:"connRateLimited"` // upgrades refused by ConnectRate (429)
+	// ClusterIDConflicts counts the checks that found this node's message-id
+	// node number held by another node too (claim.go).
+	ClusterIDConflicts int64 `json:"clusterIdConflicts"`
 }
 
 // counters are the live, atomically updated figures behind Stats.
@@ -41,7 +44,7 @@ type counters struct {
 	protocolErrors, panics                       atomic.Int64
 	authFailures, forbidden, tokenExpired        atomic.Int64
 	connLimited, ipLimited, rateLimited          atomic.Int64
-	connRateLimited                              atomic.Int64
+	connRateLimited, clusterIDConflicts          atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -69,5 +72,7 @@ func (c *counters) snapshot() Stats {
 		IPLimited:        c.ipLimited.Load(),
 		RateLimited:      c.rateLimited.Load(),
 		ConnRateLimited:  c.connRateLimited.Load(),
+
+		ClusterIDConflicts: c.clusterIDConflicts.Load(),
 	}
 }
