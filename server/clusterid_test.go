@@ -12,7 +12,6 @@ import (
 	"github.com/firetower-go/firetower/gateway"
 	"github.com/firetower-go/firetower/internal/clustertest"
 	"github.com/firetower-go/firetower/server"
-	"github.com/firetower-go/firetower/topicmgr"
 )
 
 // Two gateways with the default --cluster-id (auto) on one external broker
@@ -32,7 +31,7 @@ func TestClusterIDOnBrokers(t *testing.T) {
 			clustertest.Require(t, "nats", clustertest.NATSAddr)
 			return "nats://" + clustertest.NATSAddr + "?prefix=" + clustertest.UniquePrefix(t)
 		}},
-		{"tm", startManager},
+		{"tm", func(t *testing.T) string { return clustertest.StartTopicManager(t, "secret") }},
 	} {
 		t.Run(b.name, func(t *testing.T) {
 			url := b.url(t)
@@ -126,27 +125,4 @@ func stopUnserved(t *testing.T, srv *server.Server) {
 	if err := srv.Serve(ctx, l); err != nil {
 		t.Error(err)
 	}
-}
-
-// startManager starts a topic manager with token "secret" for the test and
-// returns its tm:// URL.
-func startManager(t *testing.T) string {
-	t.Helper()
-	tm, err := topicmgr.New(topicmgr.Config{Logger: slog.New(slog.DiscardHandler), Token: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- tm.Serve(l) }()
-	t.Cleanup(func() {
-		_ = tm.Close()
-		if err := <-served; !errors.Is(err, topicmgr.ErrServerClosed) {
-			t.Errorf("topic manager: %v", err)
-		}
-	})
-	return "tm://" + l.Addr().String()
 }
