@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,14 +109,59 @@ func (c Command) Message(id uint64, origin string) (*Message, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(c)
+	data, err := c.encode()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCommand, err)
 	}
 	return &Message{Kind: KindCommand, Topic: c.Topic, ID: id, Origin: origin, Data: data}, nil
 }
 
-// DecodeCommand returns the command m carries.
+// commandHead is a Command without its Data: the fields encode writes with
+// encoding/json, before the data's own bytes.
+type commandHead struct {
+	Op       Op     `json:"op"`
+	ClientID string `json:"clientId,omitempty"`
+	UserID   string `json:"userId,omitempty"`
+	Topic    string `json:"topic,omitempty"`
+}
+
+// encode returns c as one JSON object whose "data" member, last, is c.Data
+// byte for byte. json.Marshal would compact a json.RawMessage (dropping its
+// whitespace) and escape <, >, & and U+2028 in it, so that a push would
+// reach other nodes' clients as other bytes than this node's.
+func (c Command) encode() ([]byte, error) {
+	head, err := c.appendHead(nil)
+	if err != nil || len(c.Data) == 0 {
+		return append(head, '}'), err
+	}
+	out := make([]byte, 0, len(head)+len(c.Data)+1)
+	out = append(append(append(out, head...), c.Data...), '}')
+	return out, nil
+}
+
+// appendHead appends the encoding of c up to its data: the object without
+// its closing brace, and `,"data":` if c has data.
+func (c Command) appendHead(dst []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(commandHead{Op: c.Op, ClientID: c.ClientID, UserID: c.UserID, Topic: c.Topic}); err != nil {
+		return dst, err
+	}
+	head := bytes.TrimSuffix(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("}"))
+	dst = append(dst, head...)
+	if len(c.Data) > 0 {
+		dst = append(dst, `,"data":`...)
+	}
+	return dst, nil
+}
+
+// DecodeCommand returns the command m carries. Its Data is the very bytes
+// the sender's Data had, whitespace included, when the sender encoded it
+// as Message does; a command encoded otherwise (by json.Marshal, as nodes
+// before this encoding did, or by a program of another language) decodes
+// too, with the data as encoding/json reads a json.RawMessage: its bytes
+// without the whitespace around them.
 func DecodeCommand(m *Message) (Command, error) {
 	var c Command
 	if m.Kind != KindCommand {
@@ -124,5 +170,28 @@ func DecodeCommand(m *Message) (Command, error) {
 	if err := json.Unmarshal(m.Data, &c); err != nil {
 		return c, fmt.Errorf("%w: %v", ErrBadCommand, err)
 	}
+	if len(c.Data) > 0 {
+		c.Data = exactData(m.Data, c)
+	}
 	return c, c.Validate()
 }
+
+// exactData returns the data of the encoded command b, which decoded as c,
+// with the whitespace around it: when b is what encode makes of c, the data
+// is everything between c's head and the closing brace. The check that
+// those bytes are c.Data with white space around it rejects any other
+// layout (a member after "data", a repeated key).
+func exactData(b []byte, c Command) []byte {
+	head, err := c.appendHead(nil)
+	if err != nil || !bytes.HasPrefix(b, head) || !bytes.HasSuffix(b, []byte("}")) {
+		return c.Data
+	}
+	d := b[len(head) : len(b)-1]
+	if !bytes.Equal(bytes.Trim(d, jsonSpace), c.Data) {
+		return c.Data
+	}
+	return d
+}
+
+// jsonSpace is the white space JSON allows around a value.
+const jsonSpace = " \t\r\n"

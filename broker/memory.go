@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Bus is an in-process message bus joining Memory brokers, as if each were a
@@ -176,6 +177,11 @@ func (m *Memory) Close() error {
 // Ready implements Checker: the in-process bus is always connected between
 // Start and Close.
 func (m *Memory) Ready() error { return m.usable() }
+
+// InterestDelay is 0: SetInterest shows in the other nodes' Count at once
+// (gateway.InterestDelayer), so a gateway claims its message-id node number
+// without waiting.
+func (m *Memory) InterestDelay() time.Duration { return 0 }
 
 // Describe names the broker in the cluster view (gateway.BrokerDescriber).
 func (m *Memory) Describe() string { return "memory" }

@@ -169,3 +169,38 @@ func TestKickOutCommands(t *testing.T) {
 		}
 	})
 }
+
+// A push reaches every node's clients as the bytes pushed, white space,
+// <, >, & and U+2028 included: the command is not re-encoded on its way.
+func TestPushKeepsBytesAcrossNodes(t *testing.T) {
+	var log eventLog
+	a, b := twoNodes(t, &log)
+	local := dialUser(t, a, "c1", "alice", "")
+	v1 := dialUser(t, b, "c2", "alice", "")
+	v2 := dial(t, b.url+"?id=c3-alice", true)
+	barrier(t, v2, true)
+	ctx := context.Background()
+	for _, data := range []string{
+		`{ "html": "<b>&" }`,
+		"{\n  \"s\": \"a\u2028b\",\t\"n\" : [1, 2]\n}",
+		` "spaced" `,
+	} {
+		if n, err := a.gw.PushUser(ctx, "alice", []byte(data)); err != nil || n != 1 {
+			t.Fatalf("PushUser(%q) = %d, %v; want 1 local", data, n, err)
+		}
+		for name, c := range map[string]*websocket.Conn{"local v1": local, "remote v1": v1} {
+			if got := next(t, c); got != data {
+				t.Errorf("%s got %q, want %q", name, got, data)
+			}
+		}
+		if got, want := next(t, v2), `{"type":"direct","data":`+data+`}`; got != want {
+			t.Errorf("remote v2 got %q, want %q", got, want)
+		}
+		if n, err := a.gw.PushClient(ctx, "c2-alice", []byte(data)); err != nil || n != 0 {
+			t.Fatalf("PushClient(%q) = %d, %v; want 0 local", data, n, err)
+		}
+		if got := next(t, v1); got != data {
+			t.Errorf("PushClient: remote v1 got %q, want %q", got, data)
+		}
+	}
+}

@@ -10,8 +10,10 @@ import (
 
 // ClusterId is the node number of the default gateway's message-id
 // generator, as in the original firetower: set it once, before the first
-// BuildTower, to a value unique in the cluster (0..1023; the original
-// documented 1..1024 and 1024 is taken as 0).
+// BuildTower (0..1023; the original documented 1..1024 and 1024 is taken
+// as 0). Unlike Config.ClusterID, 0 here is the number 0, not automatic:
+// the default gateway is a single node on the in-process broker, where
+// any number is free.
 //
 //nolint:revive // the original's spelling, kept for source compatibility
 var ClusterId int64 = 1
@@ -29,7 +31,11 @@ func Default() *Gateway {
 	if defaultGateway == nil {
 		// A single in-process node has nobody to describe itself to.
 		// The goroutine transport: the seed's handlers run on Run's goroutine.
-		g, err := New(Config{ClusterID: ClusterId, NodeInfoInterval: -1, Transport: TransportGoroutine})
+		id := ClusterId
+		if id == 0 {
+			id = 1024 // Config's spelling of number 0
+		}
+		g, err := New(Config{ClusterID: id, NodeInfoInterval: -1, Transport: TransportGoroutine})
 		if err != nil {
 			// Only an out-of-range ClusterId can fail here.
 			panic("firetower: default gateway: " + err.Error())

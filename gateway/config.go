@@ -90,9 +90,18 @@ type Config struct {
 	// the same across restarts behind NAT or load balancers. Default: the
 	// host name, the process id and a random suffix.
 	NodeID string
-	// ClusterID is the node number of the snowflake message-id generator,
-	// 0..1023. The original documented 1..1024; 1024 is accepted and means 0.
+	// ClusterID is the node number in this node's message ids (the
+	// snowflake ids: 10 bits, 0..1023), which must differ between the
+	// nodes of a cluster. Default 0: automatic, a free number claimed
+	// through the broker at start (Gateway.ClusterID says which). 1..1023:
+	// that number; 1024 is number 0 (the original numbered 1..1024). New
+	// fails with ErrClusterIDTaken when another node holds the number.
 	ClusterID int64
+	// ClusterIDWait is how long New gives its claim of a node number to
+	// reach the other nodes before it checks that nobody else holds the
+	// number (at most 10 s). Default: 0 for the in-process broker (no
+	// wait), DefaultClusterIDWait for the others.
+	ClusterIDWait time.Duration
 	// Broker links this node to the others. Default: an in-process broker
 	// (a single-node deployment).
 	Broker broker.Broker
@@ -207,7 +216,10 @@ type Config struct {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.ClusterID < 0 || c.ClusterID > 1024 {
-		errs = append(errs, fmt.Errorf("ClusterID %d out of range 0..1024", c.ClusterID))
+		errs = append(errs, fmt.Errorf("ClusterID %d out of range 0..1024 (0: automatic)", c.ClusterID))
+	}
+	if c.ClusterIDWait < 0 || c.ClusterIDWait > maxClusterIDWait {
+		errs = append(errs, fmt.Errorf("ClusterIDWait %v out of range 0..%v", c.ClusterIDWait, maxClusterIDWait))
 	}
 	for name, d := range map[string]time.Duration{
 		"HeartbeatInterval": c.HeartbeatInterval, "PongTimeout": c.PongTimeout,
@@ -340,6 +352,5 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	c.ClusterID %= 1024
 	return c
 }

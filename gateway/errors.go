@@ -18,6 +18,11 @@ var (
 	ErrTooManyConns     = errors.New("gateway: connection limit reached")
 	ErrTooManyConnsIP   = errors.New("gateway: connection limit per IP address reached")
 	ErrConnectRate      = errors.New("gateway: connection rate per IP address exceeded")
+	// ErrClusterIDTaken: New was given a Config.ClusterID that another node
+	// of the cluster holds.
+	ErrClusterIDTaken = errors.New("gateway: message-id node number taken")
+	// ErrNoClusterID: New found no free node number to claim.
+	ErrNoClusterID = errors.New("gateway: no free message-id node number")
 )
 
 // Errors of the publish path (publish.go, sender.go).

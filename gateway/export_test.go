@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"time"
 
 	"github.com/firetower-go/firetower/protocol"
@@ -62,4 +63,10 @@ func (t *FireTower) DiscardQueued() int {
 // client index (towers with an empty id are in neither).
 func (g *Gateway) IndexLen() (users, clients int) {
 	return g.index.len(slotUser), g.index.len(slotClient)
+}
+
+// CheckClaim runs one background check of the gateway's node number claim
+// (claim.go) now, as if its interval had passed.
+func (g *Gateway) CheckClaim() {
+	g.checkClaim(context.Background(), &claimState{confirmed: true})
 }

@@ -71,6 +71,12 @@ type Gateway struct {
 	stopOnce     sync.Once
 	idents       identities // Upgrade -> BuildTower (auth.go)
 
+	// The node number claim (claim.go): the wait for a claim to reach the
+	// other nodes, and the background check (nil when none runs).
+	claimWait time.Duration
+	claimStop context.CancelFunc
+	claimDone chan struct{}
+
 	// The netpoll transport's epoll loops (netpoll_linux.go), set by New.
 	pollers     []*poller
 	pollStopped atomic.Bool
@@ -98,6 +104,8 @@ func New(cfg Config) (*Gateway, error) {
 		ids:    newIDGenerator(cfg.ClusterID),
 		towers: make(map[*FireTower]struct{}),
 		perIP:  make(map[string]int),
+
+		claimWait: claimWait(cfg),
 	}
 	g.hub = hub.New(g.broker.SetInterest)
 	g.sender = newSender(g)
@@ -106,10 +114,15 @@ func New(cfg Config) (*Gateway, error) {
 	if err := g.broker.Start(context.Background(), cfg.NodeID, g.handleRemote); err != nil {
 		return nil, fmt.Errorf("gateway: start broker: %w", err)
 	}
+	if err := g.claimNodeNumber(); err != nil {
+		_ = g.broker.Close()
+		return nil, err
+	}
 	if cfg.Transport == TransportNetpoll {
 		// Started now rather than with the first connection, so that the
 		// gateway's goroutines do not change while it serves.
 		if err := g.startPollers(); err != nil {
+			g.stopClaim()
 			_ = g.broker.Close()
 			return nil, fmt.Errorf("gateway: start the netpoll transport: %w", err)
 		}
@@ -383,6 +396,7 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	g.stopPollers() // no tower is left to serve
 	g.workers.shutdown(finished)
 	g.stopAnnouncer()
+	g.stopClaim()
 	g.mu.Lock()
 	g.closed.Store(true)
 	g.mu.Unlock()

@@ -10,17 +10,25 @@ import (
 var idEpoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 
 // idGenerator makes unique, increasing 63-bit ids: 41 bits of milliseconds,
-// 10 bits of node (ClusterID), 12 bits of sequence. When more than 4096 ids
-// are taken in one millisecond it borrows the next millisecond instead of
-// waiting, so ids stay unique and increasing.
+// 10 bits of node (the node number claimed in claim.go), 12 bits of
+// sequence. When more than 4096 ids are taken in one millisecond it
+// borrows the next millisecond instead of waiting, so ids stay unique and
+// increasing. The node number may change while ids are made (a claim
+// found in conflict is replaced): an id has one or the other, never a mix.
 type idGenerator struct {
-	node  uint64
+	node  atomic.Uint64
 	state atomic.Uint64 // milliseconds<<12 | sequence of the last id
 }
 
 func newIDGenerator(node int64) *idGenerator {
-	return &idGenerator{node: uint64(node) & 0x3ff}
+	g := &idGenerator{}
+	g.setNode(uint64(node))
+	return g
 }
+
+func (g *idGenerator) setNode(n uint64) { g.node.Store(n & 0x3ff) }
+
+func (g *idGenerator) nodeNumber() uint64 { return g.node.Load() }
 
 func (g *idGenerator) next() uint64 {
 	for {
@@ -31,7 +39,7 @@ func (g *idGenerator) next() uint64 {
 			next = now
 		}
 		if g.state.CompareAndSwap(old, next) {
-			return (next>>12)<<22 | g.node<<12 | next&0xfff
+			return (next>>12)<<22 | g.node.Load()<<12 | next&0xfff
 		}
 	}
 }

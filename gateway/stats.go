@@ -30,6 +30,9 @@ type Stats struct {
 	RateLimited      int64 `json:"rateLimited"`      // client frames dropped by PublishRate
 	ConnRateLimited  int64 `json:"connRateLimited"`  // upgrades refused by ConnectRate (429)
 	PublishQueueFull int64 `json:"publishQueueFull"` // publishes refused: too many wait for the broker (503)
+	// ClusterIDConflicts counts the checks that found this node's message-id
+	// node number held by another node too (claim.go).
+	ClusterIDConflicts int64 `json:"clusterIdConflicts"`
 }
 
 // counters are the live, atomically updated figures behind Stats.
@@ -43,33 +46,35 @@ type counters struct {
 	authFailures, forbidden, tokenExpired        atomic.Int64
 	connLimited, ipLimited, rateLimited          atomic.Int64
 	connRateLimited, publishQueueFull            atomic.Int64
+	clusterIDConflicts                           atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
-		Connections:      c.connections.Load(),
-		ConnectsTotal:    c.connectsTotal.Load(),
-		DisconnectsTotal: c.disconnectsTotal.Load(),
-		FramesIn:         c.framesIn.Load(),
-		BytesIn:          c.bytesIn.Load(),
-		FramesOut:        c.framesOut.Load(),
-		Writes:           c.writes.Load(),
-		BytesOut:         c.bytesOut.Load(),
-		Published:        c.published.Load(),
-		RemoteIn:         c.remoteIn.Load(),
-		PublishErrors:    c.publishErrors.Load(),
-		Dropped:          c.dropped.Load(),
-		SlowDisconnects:  c.slowDisconnects.Load(),
-		ReadTimeouts:     c.readTimeouts.Load(),
-		ProtocolErrors:   c.protocolErrors.Load(),
-		Panics:           c.panics.Load(),
-		AuthFailures:     c.authFailures.Load(),
-		Forbidden:        c.forbidden.Load(),
-		TokenExpired:     c.tokenExpired.Load(),
-		ConnLimited:      c.connLimited.Load(),
-		IPLimited:        c.ipLimited.Load(),
-		RateLimited:      c.rateLimited.Load(),
-		ConnRateLimited:  c.connRateLimited.Load(),
-		PublishQueueFull: c.publishQueueFull.Load(),
+		Connections:        c.connections.Load(),
+		ConnectsTotal:      c.connectsTotal.Load(),
+		DisconnectsTotal:   c.disconnectsTotal.Load(),
+		FramesIn:           c.framesIn.Load(),
+		BytesIn:            c.bytesIn.Load(),
+		FramesOut:          c.framesOut.Load(),
+		Writes:             c.writes.Load(),
+		BytesOut:           c.bytesOut.Load(),
+		Published:          c.published.Load(),
+		RemoteIn:           c.remoteIn.Load(),
+		PublishErrors:      c.publishErrors.Load(),
+		Dropped:            c.dropped.Load(),
+		SlowDisconnects:    c.slowDisconnects.Load(),
+		ReadTimeouts:       c.readTimeouts.Load(),
+		ProtocolErrors:     c.protocolErrors.Load(),
+		Panics:             c.panics.Load(),
+		AuthFailures:       c.authFailures.Load(),
+		Forbidden:          c.forbidden.Load(),
+		TokenExpired:       c.tokenExpired.Load(),
+		ConnLimited:        c.connLimited.Load(),
+		IPLimited:          c.ipLimited.Load(),
+		RateLimited:        c.rateLimited.Load(),
+		ConnRateLimited:    c.connRateLimited.Load(),
+		PublishQueueFull:   c.publishQueueFull.Load(),
+		ClusterIDConflicts: c.clusterIDConflicts.Load(),
 	}
 }

@@ -32,12 +32,15 @@ func topicOK(topic string, limit int) error {
 			return ErrTopicInvalid
 		}
 	}
+	if len(topic) >= 11 && topic[:11] == "$firetower/" {
+		return ErrTopicReserved
+	}
 	return nil
 }
 
 func FuzzValidateTopic(f *testing.F) {
 	for _, s := range []string{"", "a", "/chat/room 1", "a,b", "a\x00", "\x7f", "\u0085", "\u009f", "\u00a0",
-		"\xff", "\xed\xa0\x80", "é房🔥", strings.Repeat("a", 255), strings.Repeat("a", 256)} {
+		"\xff", "\xed\xa0\x80", "é房🔥", "$firetower/node/1", "$firetower", "$firetower/", "$firetower/\x00", strings.Repeat("a", 255), strings.Repeat("a", 256)} {
 		f.Add(s, uint8(0))
 	}
 	f.Add("abcd", uint8(3))

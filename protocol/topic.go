@@ -16,10 +16,18 @@ const DefaultMaxTopicLength = 255
 // may name, so a single frame cannot make the server do unbounded work.
 const MaxTopicsPerFrame = 1024
 
+// ReservedTopicPrefix starts the names of the topics the gateways keep for
+// themselves: a gateway claims its message-id node number n by holding
+// interest in "$firetower/node/<n>" through its broker. ValidateTopic
+// refuses these names, so that no client, publisher or listener can
+// subscribe or publish to them (the gateways use the broker directly).
+const ReservedTopicPrefix = "$firetower/"
+
 // ValidateTopic reports whether topic is an acceptable topic name: 1 to maxLen
 // bytes (DefaultMaxTopicLength when maxLen <= 0) of valid UTF-8 with no control
-// characters and no comma (the v1 list separator). Spaces inside a name are
-// allowed; callers trim the ends before validating.
+// characters and no comma (the v1 list separator), not starting with
+// ReservedTopicPrefix. Spaces inside a name are allowed; callers trim the
+// ends before validating.
 func ValidateTopic(topic string, maxLen int) error {
 	if maxLen <= 0 {
 		maxLen = DefaultMaxTopicLength
@@ -47,6 +55,9 @@ func ValidateTopic(topic string, maxLen int) error {
 			return fmt.Errorf("%w: U+%04X at %d", ErrTopicInvalid, r, i)
 		}
 		i += size
+	}
+	if strings.HasPrefix(topic, ReservedTopicPrefix) {
+		return fmt.Errorf("%w: %q", ErrTopicReserved, topic)
 	}
 	return nil
 }

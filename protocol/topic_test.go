@@ -94,6 +94,25 @@ func TestValidateTopicAllASCII(t *testing.T) {
 	}
 }
 
+// Topics under ReservedTopicPrefix are refused as invalid and as
+// reserved; names that only look alike are not.
+func TestValidateTopicReserved(t *testing.T) {
+	for _, topic := range []string{"$firetower/node/1", "$firetower/", "$firetower/anything else"} {
+		err := ValidateTopic(topic, 0)
+		if !errors.Is(err, ErrTopicReserved) || !errors.Is(err, ErrTopicInvalid) {
+			t.Errorf("ValidateTopic(%q) = %v, want ErrTopicReserved and ErrTopicInvalid", topic, err)
+		}
+	}
+	for _, topic := range []string{"$firetower", "$FIRETOWER/node/1", " $firetower/x", "/$firetower/x", "$node/1"} {
+		if err := ValidateTopic(topic, 0); err != nil {
+			t.Errorf("ValidateTopic(%q) = %v, want nil", topic, err)
+		}
+	}
+	if _, err := ParseTopicList("a, $firetower/node/3", 0); !errors.Is(err, ErrTopicReserved) {
+		t.Errorf("ParseTopicList with a reserved topic: %v", err)
+	}
+}
+
 // TestValidateTopicErrorMessage checks that the message names the offending
 // byte and its offset: v2 clients see it in the error frame.
 func TestValidateTopicErrorMessage(t *testing.T) {
@@ -106,6 +125,7 @@ func TestValidateTopicErrorMessage(t *testing.T) {
 		{"ab\xff", "protocol: topic contains a control character, a comma or invalid UTF-8: invalid UTF-8 at 2"},
 		{strings.Repeat("a", 256), "protocol: topic is too long: 256 bytes, limit 255"},
 		{"", "protocol: topic is empty"},
+		{"$firetower/node/7", `protocol: topics starting with $firetower/ are reserved for the gateways: "$firetower/node/7"`},
 	}
 	for _, tt := range tests {
 		err := ValidateTopic(tt.topic, 0)

@@ -13,7 +13,7 @@ const (
 	CodeForbidden     = 403 // refused by BeforeSubscribeHandler or by a permission
 	CodeNotFound      = 404 // unsubscribe from a topic the connection does not hold
 	CodeTooLarge      = 413 // data over the message size limit
-	CodeInvalidTopic  = 422 // empty, too long, control characters, comma
+	CodeInvalidTopic  = 422 // empty, too long, control characters, comma, reserved prefix
 	CodeLimitExceeded = 429 // too many subscriptions, rate limits
 	CodeInternal      = 500 // a recovered panic or a broker failure
 	CodeUnavailable   = 503 // the broker is unreachable or the node is draining

@@ -2,10 +2,8 @@ package pushapi_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,35 +15,11 @@ import (
 	"github.com/firetower-go/firetower/pushapi"
 	"github.com/firetower-go/firetower/pushapi/pb"
 	"github.com/firetower-go/firetower/server"
-	"github.com/firetower-go/firetower/topicmgr"
 	"github.com/gorilla/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
-
-// startTM runs a topic manager and returns its broker URL.
-func startTM(t *testing.T) string {
-	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	tm, err := topicmgr.New(topicmgr.Config{Logger: log, Token: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- tm.Serve(l) }()
-	t.Cleanup(func() {
-		_ = tm.Close()
-		if err := <-served; !errors.Is(err, topicmgr.ErrServerClosed) {
-			t.Errorf("topic manager: %v", err)
-		}
-	})
-	return "tm://" + l.Addr().String()
-}
 
 // startCluster runs two servers joined through the broker at url. Started
 // after the broker, they stop before it (cleanups run last-in first-out).
@@ -80,7 +54,7 @@ func waitCount(t *testing.T, s *apitest.Server, topic string, want int64) {
 // scripts/test.sh starts; skipped without them unless
 // FIRETOWER_REQUIRE_SERVICES is set).
 func TestCluster(t *testing.T) {
-	t.Run("tm", func(t *testing.T) { testCluster(t, startTM(t)) })
+	t.Run("tm", func(t *testing.T) { testCluster(t, clustertest.StartTopicManager(t, "secret")) })
 	t.Run("redis", func(t *testing.T) {
 		clustertest.Require(t, "redis", clustertest.RedisAddr)
 		testCluster(t, "redis://"+clustertest.RedisAddr+"?prefix="+clustertest.UniquePrefix(t))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -68,7 +69,7 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&brokerSettle, "broker-settle", defaultBrokerSettle, "after the link to a restarted --broker comes back, refuse publishes (v2 error 503, API 503) this long, until the other gateways have re-subscribed, so that nothing acknowledged is lost; 0: off (accepted at once; some may then reach no other gateway). Sets settle= in the --broker URL")
 	fs.StringVar(&o.Server.ClusterToken, "cluster-token", "", "shared secret sent to the topic managers (their --cluster-token); Redis and NATS credentials go in the --broker URL")
 	fs.StringVar(&gw.NodeID, "node-id", "", "stable node id (default: host-pid-random); set it in a cluster")
-	fs.Int64Var(&gw.ClusterID, "cluster-id", 1, "snowflake node number 0..1023 (1024 means 0)")
+	fs.Var(clusterIDFlag{&gw.ClusterID}, "cluster-id", "node number in the message ids, unique in the cluster: auto (claim a free one through --broker) or 0..1023 (1024 means 0; start fails if another gateway holds it)")
 	fs.DurationVar(&gw.HeartbeatInterval, "heartbeat", gateway.DefaultHeartbeatInterval, "heartbeat and websocket ping interval")
 	fs.DurationVar(&gw.PongTimeout, "pong-timeout", gateway.DefaultPongTimeout, "extra time a silent client gets after a heartbeat")
 	fs.DurationVar(&gw.WriteTimeout, "write-timeout", gateway.DefaultWriteTimeout, "deadline of one write to a client")
@@ -150,6 +151,36 @@ func parseServer(name string, args []string, getenv func(string) string, stderr 
 	}
 	return o, nil
 }
+
+// clusterIDFlag is --cluster-id: "auto", gateway.Config.ClusterID 0, or a
+// node number 0..1023, where 0 is stored as 1024 (the Config's spelling of
+// number 0, from the original's numbering 1..1024, which is accepted too).
+type clusterIDFlag struct{ v *int64 }
+
+func (f clusterIDFlag) String() string {
+	if f.v == nil || *f.v == 0 {
+		return "auto"
+	}
+	return strconv.FormatInt(*f.v%1024, 10)
+}
+
+func (f clusterIDFlag) Set(s string) error {
+	if strings.EqualFold(strings.TrimSpace(s), "auto") {
+		*f.v = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 || n > 1024 {
+		return fmt.Errorf("%q is not auto or a node number 0..1023 (1024 means 0)", s)
+	}
+	if n == 0 {
+		n = 1024
+	}
+	*f.v = n
+	return nil
+}
+
+func (f clusterIDFlag) Get() any { return *f.v }
 
 // parseLayers sets the flags of fs from the config file, the environment and
 // args, in increasing precedence, and returns the ignored config-file keys.

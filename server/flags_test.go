@@ -63,7 +63,7 @@ func TestParseServeDefaults(t *testing.T) {
 		{"Addr", s.Addr, server.DefaultAddr},
 		{"QuietCounts", s.QuietCounts, false},
 		{"DrainWindow", s.DrainWindow, server.DefaultDrainWindow},
-		{"ClusterID", gw.ClusterID, int64(1)},
+		{"ClusterID", gw.ClusterID, int64(0)}, // auto
 		{"NodeID", gw.NodeID, ""},
 		{"HeartbeatInterval", gw.HeartbeatInterval, gateway.DefaultHeartbeatInterval},
 		{"PongTimeout", gw.PongTimeout, gateway.DefaultPongTimeout},
@@ -226,6 +226,38 @@ func TestParseServeConfigFileErrors(t *testing.T) {
 	})
 }
 
+// --cluster-id is auto by default, or a node number where 0 is number 0
+// (Config's 1024), from the flag, the environment or the config file.
+func TestParseClusterID(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		file string
+		want int64
+	}{
+		{nil, nil, "", 0},
+		{[]string{"--cluster-id", "auto"}, nil, "", 0},
+		{[]string{"--cluster-id=AUTO"}, nil, "", 0},
+		{[]string{"--cluster-id", "7"}, nil, "", 7},
+		{[]string{"--cluster-id", "0"}, nil, "", 1024},
+		{[]string{"--cluster-id", "1024"}, nil, "", 1024},
+		{[]string{"--cluster-id", "1023"}, nil, "", 1023},
+		{nil, map[string]string{"FIRETOWER_CLUSTER_ID": "12"}, "", 12},
+		{nil, map[string]string{"FIRETOWER_CLUSTER_ID": "auto"}, "cluster-id = 4", 0},
+		{nil, nil, "cluster-id = 4", 4},
+		{nil, nil, "cluster-id = 0", 1024},
+		{nil, nil, `cluster-id = "auto"`, 0},
+	} {
+		dir := emptyDir(t)
+		if c.file != "" {
+			writeConfig(t, dir, server.DefaultConfigFile, c.file)
+		}
+		if got := parse(t, c.args, c.env).Server.Gateway.ClusterID; got != c.want {
+			t.Errorf("args %q, env %v, file %q: ClusterID %d, want %d", c.args, c.env, c.file, got, c.want)
+		}
+	}
+}
+
 func TestParseServePrecedence(t *testing.T) {
 	dir := emptyDir(t)
 	writeConfig(t, dir, server.DefaultConfigFile, originalStyleConfig)
@@ -277,8 +309,10 @@ func TestParseServeBadValues(t *testing.T) {
 		{"negative write timeout", []string{"--write-timeout=-1ms"}, nil, "WriteTimeout must not be negative"},
 		{"heartbeat below 100ms", []string{"--heartbeat=1ms"}, nil, "below 100ms"},
 		{"slow consumer policy", []string{"--slow-consumer=foo"}, nil, `SlowConsumer "foo"`},
-		{"cluster id", []string{"--cluster-id=5000"}, nil, "ClusterID 5000 out of range"},
-		{"negative cluster id", []string{"--cluster-id=-1"}, nil, "ClusterID -1 out of range"},
+		{"cluster id", []string{"--cluster-id=5000"}, nil, `"5000" is not auto or a node number 0..1023`},
+		{"negative cluster id", []string{"--cluster-id=-1"}, nil, `"-1" is not auto or a node number`},
+		{"cluster id garbage", []string{"--cluster-id=one"}, nil, `"one" is not auto`},
+		{"bad env cluster id", nil, map[string]string{"FIRETOWER_CLUSTER_ID": "1025"}, "FIRETOWER_CLUSTER_ID"},
 		{"log format", []string{"--log-format=xml"}, nil, `--log-format must be text or json, not "xml"`},
 		{"log level", []string{"--log-level=loud"}, nil, "log-level"},
 		{"addr without port", []string{"--addr=localhost"}, nil, `bad address "localhost"`},
