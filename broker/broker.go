@@ -115,6 +115,17 @@ type Checker interface {
 	Ready() error
 }
 
+// KnownCounter is an optional interface of a Broker that knows the other
+// nodes' subscriber counts without asking the network (the in-process
+// broker; a broker that keeps the interest it propagates). KnownCount
+// returns that count and true, or false when it does not know; it never
+// blocks. The gateway's GetConnectNum, which applications call on every
+// subscribe, uses it; other brokers get a cache refreshed in the
+// background.
+type KnownCounter interface {
+	KnownCount(topic string) (int64, bool)
+}
+
 // Sentinel errors.
 var (
 	ErrClosed      = errors.New("broker: closed")

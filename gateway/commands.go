@@ -11,14 +11,7 @@ import (
 // The kick-out operations of the original topic manager, cluster-wide: each
 // applies to this node's connections at once and is sent through the broker
 // as a command to every other node (whatever their interest), which applies
-// it to its own connections. A node applies a remote command on a goroutine
-// of its own, never on the broker's delivery goroutine, because the
-// callbacks it triggers (UnSubscribeHandler, OnSystemRemove) may call the
-// broker.
-
-// maxRemoteCommands bounds the remote commands being applied at once; one
-// more is dropped and logged (a flood of kick-outs is an operator error).
-const maxRemoteCommands = 64
+// it to its own connections, without waiting for anything (handleCommand).
 
 // DisconnectClient closes, on every node, the connections with client id
 // clientID, with close code 4501. It returns how many were closed on this
@@ -77,14 +70,9 @@ func (g *Gateway) SendCommand(ctx context.Context, c broker.Command) (int, error
 		return 0, err
 	}
 	n := g.applyCommand(c)
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
-	defer cancel()
-	if err := g.broker.Publish(ctx, m); err != nil {
-		g.stats.publishErrors.Add(1)
-		return n, fmt.Errorf("gateway: send %s to other nodes: %w", c.Op, err)
+	// Through the sender: in order with this node's publishes on c.Topic.
+	if err := g.send(ctx, m, false); err != nil {
+		return n, fmt.Errorf("gateway: %s: %w", c.Op, err)
 	}
 	return n, nil
 }
@@ -153,52 +141,32 @@ func (g *Gateway) commandTowers(c broker.Command) []*FireTower {
 	return g.towersOfClient(c.ClientID)
 }
 
-// handleCommand applies a command from another node on a goroutine of its
-// own, tracked so that Shutdown waits for it.
+// handleCommand applies a command from another node on the broker's
+// delivery goroutine, in order with the origin's messages. Nothing in it
+// waits: the connections are found through the indexes, frames are queued,
+// closes are started, and the callbacks a removal owes run later from the
+// connections' inboxes (inbox.go), never here.
 func (g *Gateway) handleCommand(m *broker.Message) {
 	c, err := broker.DecodeCommand(m)
 	if err != nil {
 		g.log.Warn("ignoring a bad command from another node", "origin", m.Origin, "err", err)
 		return
 	}
-	switch c.Op {
-	case broker.OpNodeInfo:
-		g.recordPeer(m.Origin, c.Data) // cheap: no goroutine needed
-		return
-	case broker.OpPushClient, broker.OpPushUser:
-		// Only queues frames (no callback, no broker call): applied here,
-		// it keeps its order with the origin's messages and is never
-		// dropped by the maxRemoteCommands bound.
-		if err := g.checkData(c.Data); err != nil {
-			g.log.Warn("ignoring a bad push from another node", "origin", m.Origin, "err", err)
-			return
-		}
-		g.applyCommand(c)
+	if c.Op == broker.OpNodeInfo {
+		g.recordPeer(m.Origin, c.Data)
 		return
 	}
-	g.mu.Lock()
-	if g.closed.Load() || g.commands >= maxRemoteCommands {
-		closed := g.closed.Load()
-		g.mu.Unlock()
-		if !closed {
-			g.log.Warn("dropping a command from another node: too many in progress", "origin", m.Origin, "op", c.Op)
-		}
+	if err := g.checkCommand(c); err != nil {
+		g.log.Warn("ignoring a bad command from another node", "origin", m.Origin, "op", c.Op, "err", err)
 		return
 	}
-	g.commands++
-	g.cmdWG.Add(1)
-	g.mu.Unlock()
-	go func() {
-		defer func() {
-			g.mu.Lock()
-			g.commands--
-			g.mu.Unlock()
-			g.cmdWG.Done()
-		}()
-		defer g.recoverPanic("remote command", nil)
-		n := g.applyCommand(c)
+	if g.closed.Load() {
+		return
+	}
+	n := g.applyCommand(c)
+	if c.Op != broker.OpPushClient && c.Op != broker.OpPushUser {
 		g.log.Info("applied a command from another node", "origin", m.Origin, "op", c.Op, "connections", n)
-	}()
+	}
 }
 
 // identity is a tower's ClientId and UserId as of the last callback that

@@ -38,6 +38,7 @@ func (g *Gateway) AddBareTowers(ids [][2]string) (towers []*FireTower, remove fu
 			closing:    make(chan struct{}),
 		}
 		t.out.init(t)
+		t.exec = newRunLoop() // never run: tasks for it stay queued
 		t.syncIdentity()
 		if err := g.register(t); err != nil {
 			remove()

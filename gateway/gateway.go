@@ -56,9 +56,12 @@ type Gateway struct {
 	wg        sync.WaitGroup // one per running tower
 
 	countWarned atomic.Int64   // UnixNano of the last count-failure log line
-	commands    int            // remote commands being applied (commands.go)
-	cmdWG       sync.WaitGroup // one per remote command being applied
-	bgWG        sync.WaitGroup // goTracked's goroutines
+	bgWG        sync.WaitGroup // goTracked's goroutines and the count refreshes
+	// bgCtx ends when Shutdown closes the broker: the background work
+	// asking the broker stops.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	counts   countCache // the other nodes' counts as known here (counts.go)
 
 	sender  *sender  // the ordered, asynchronous queue to the broker (sender.go)
 	workers *workers // the netpoll transport's executor (workers.go)
@@ -109,6 +112,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.hub = hub.New(g.broker.SetInterest)
 	g.sender = newSender(g)
+	g.bgCtx, g.bgCancel = context.WithCancel(context.Background())
 	g.workers = newWorkers(cfg.Workers)
 	g.started = time.Now()
 	if err := g.broker.Start(context.Background(), cfg.NodeID, g.handleRemote); err != nil {
@@ -196,14 +200,18 @@ func (g *Gateway) RangeTopics(fn func(topic string, local int64) bool) { g.hub.R
 func (g *Gateway) ConnectNum(ctx context.Context, topic string) int64 {
 	total, _, err := g.ClusterCount(ctx, topic)
 	if err != nil {
-		// A chat app asks on every (un)subscribe: during a broker outage,
-		// log once per countWarnEvery, not once per call.
-		now := time.Now().UnixNano()
-		if last := g.countWarned.Load(); now-last >= int64(countWarnEvery) && g.countWarned.CompareAndSwap(last, now) {
-			g.log.Warn("cluster subscriber count failed; using the local count", "topic", topic, "err", err)
-		}
+		g.warnCount(topic, err)
 	}
 	return total
+}
+
+// warnCount logs a failed count, once per countWarnEvery: during a broker
+// outage, counts fail on every subscribe.
+func (g *Gateway) warnCount(topic string, err error) {
+	now := time.Now().UnixNano()
+	if last := g.countWarned.Load(); now-last >= int64(countWarnEvery) && g.countWarned.CompareAndSwap(last, now) {
+		g.log.Warn("cluster subscriber count failed; using the counts known", "topic", topic, "err", err)
+	}
 }
 
 // LocalConnectNum returns the number of subscribers of topic on this node.
@@ -405,8 +413,8 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	if !g.sender.wait(ctx) && err == nil {
 		err = ctx.Err() // the broker's close fails what is still in flight
 	}
+	g.bgCancel()
 	if finished {
-		g.cmdWG.Wait() // no command starts once closed is set
 		g.bgWG.Wait()
 	}
 	if berr := g.broker.Close(); berr != nil && err == nil {

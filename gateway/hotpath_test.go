@@ -249,3 +249,35 @@ func TestShutdownDeadlineWithABlockedCallback(t *testing.T) {
 		t.Fatalf("Shutdown took %v past a 300 ms deadline", d)
 	}
 }
+
+// KnownCount hides the in-process broker's KnownCount: the gateway then
+// counts the other nodes through its cache of Count answers.
+func (b *gatedBroker) KnownCount(string) (int64, bool) { return 0, false }
+
+// The counts a SubscribeHandler announces (GetConnectNum) never wait for
+// the broker: with Count stalled, subscribes are acknowledged at once.
+func TestGetConnectNumDoesNotWaitForTheBroker(t *testing.T) {
+	b := newGatedBroker()
+	cfg := onePoller(t, b)
+	var counts sync.Map
+	ts := newTestServer(t, cfg, func(tower *gateway.FireTower) {
+		tower.SetSubscribeHandler(func(_ *gateway.FireLife, topics []string) bool {
+			for _, topic := range topics {
+				counts.Store(topic, tower.GetConnectNum(topic))
+			}
+			return true
+		})
+	})
+	b.close()
+	defer b.open()
+	c := dial(t, ts.url, true)
+	start := time.Now()
+	for i := range 50 {
+		send(t, c, fmt.Sprintf(`{"id":%d,"type":"subscribe","topics":["/c/%d"]}`, i, i))
+		expectAck(t, c, fmt.Sprint(i))
+	}
+	t.Logf("50 subscribes acknowledged in %v with Count stalled", time.Since(start))
+	if n, _ := counts.Load("/c/7"); n != int64(1) {
+		t.Fatalf("GetConnectNum = %v, want the local 1", n)
+	}
+}
