@@ -10,17 +10,24 @@ import (
 
 // Known counts: GetConnectNum is what a chat application calls on every
 // subscribe and unsubscribe (the seed's count announcements), so it must
-// not cost a network round trip each time. It answers with this node's
-// exact count plus what the node knows of the others: the broker's own
-// knowledge when it has one (broker.KnownCounter), else a cache of
-// Broker.Count answers per topic, refreshed in the background when older
-// than countFresh, a few topics at a time. A topic asked for the first
-// time counts only this node's subscribers until its first refresh.
+// not cost a network round trip each time, nor wait on a broker in
+// trouble. It answers with this node's exact count plus what the node
+// knows of the others: the broker's own knowledge when it has one
+// (broker.KnownCounter), else a cache of Broker.Count answers per topic.
+// An answer older than countFresh is refreshed, once for every caller of
+// that moment (a few topics at a time), and the callers wait for the new
+// answer at most countWait: with a healthy broker they get it, a round
+// trip later; with a broker in trouble they go on with the last answer
+// (this node's count alone if there was none). The callbacks run off the
+// pollers, so such a wait holds up only its own connection.
 
 const (
 	// countFresh is how long a cached count of the other nodes is used
 	// before a background refresh is started.
-	countFresh = time.Second
+	countFresh = 250 * time.Millisecond
+	// countWait bounds the wait for a topic's first count: a broker round
+	// trip, unless the broker is in trouble.
+	countWait = 100 * time.Millisecond
 	// maxCountRefreshes bounds the refreshes in flight: during a broker
 	// outage a storm of subscribes starts at most this many.
 	maxCountRefreshes = 4
@@ -36,8 +43,8 @@ type countCache struct {
 
 type countEntry struct {
 	remote int64
-	at     time.Time // of the last answer; zero: none yet
-	busy   bool      // a refresh is in flight
+	at     time.Time     // of the last answer; zero: none yet
+	done   chan struct{} // closed when the refresh in flight ends; nil: none
 }
 
 // knownCount returns the subscribers of topic in the cluster as this node
@@ -61,34 +68,49 @@ func (g *Gateway) knownCount(topic string) int64 {
 		c.entries[topic] = e
 	}
 	remote := e.remote
-	start := !e.busy && now.Sub(e.at) >= countFresh && c.refreshing < maxCountRefreshes && !g.closed.Load()
-	if start {
-		e.busy = true
+	if now.Sub(e.at) < countFresh {
+		c.mu.Unlock()
+		return local + remote
+	}
+	if e.done == nil && c.refreshing < maxCountRefreshes && !g.closed.Load() {
+		e.done = make(chan struct{})
 		c.refreshing++
 		g.bgWG.Add(1)
+		go g.refreshCount(topic, e, e.done)
 	}
+	done := e.done
 	c.mu.Unlock()
-	if start {
-		go g.refreshCount(topic, e)
+	if done == nil {
+		return local + remote // too many refreshes in flight: the last answer
+	}
+	timer := time.NewTimer(countWait)
+	defer timer.Stop()
+	select {
+	case <-done:
+		c.mu.Lock()
+		remote = e.remote
+		c.mu.Unlock()
+	case <-timer.C:
 	}
 	return local + remote
 }
 
 // refreshCount asks the broker for topic's count on the other nodes.
-func (g *Gateway) refreshCount(topic string, e *countEntry) {
+func (g *Gateway) refreshCount(topic string, e *countEntry, done chan struct{}) {
 	defer g.bgWG.Done()
 	ctx, cancel := context.WithTimeout(g.bgCtx, g.cfg.PublishTimeout)
 	n, err := g.broker.Count(ctx, topic)
 	cancel()
 	c := &g.counts
 	c.mu.Lock()
-	e.busy = false
 	c.refreshing--
 	if err == nil {
 		e.remote = n
 	}
 	e.at = time.Now() // after a failure too: the next try waits countFresh
+	e.done = nil
 	c.mu.Unlock()
+	close(done)
 	if err != nil {
 		g.warnCount(topic, err)
 	}

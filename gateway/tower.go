@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/protocol"
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -598,25 +596,6 @@ func (t *FireTower) sendAck(id json.RawMessage) {
 
 func (t *FireTower) sendError(id json.RawMessage, code int, msg string) {
 	_ = t.out.push(protocol.TextFrame(protocol.AppendErrorV2(nil, id, code, msg)), true)
-}
-
-// codeOf maps an error to a v2 error code.
-func codeOf(err error) int {
-	switch {
-	case errors.Is(err, protocol.ErrTopicEmpty), errors.Is(err, protocol.ErrTopicTooLong),
-		errors.Is(err, protocol.ErrTopicInvalid), errors.Is(err, protocol.ErrNoTopics):
-		return protocol.CodeInvalidTopic
-	case errors.Is(err, protocol.ErrTooManyTopics), errors.Is(err, ErrTooManyTopics):
-		return protocol.CodeLimitExceeded
-	case errors.Is(err, ErrMessageTooLarge), errors.Is(err, broker.ErrTooLarge):
-		return protocol.CodeTooLarge
-	case errors.Is(err, ErrInvalidData), errors.Is(err, protocol.ErrMalformed),
-		errors.Is(err, protocol.ErrMissingType), errors.Is(err, protocol.ErrInvalidData):
-		return protocol.CodeBadRequest
-	case errors.Is(err, ErrGatewayClosed), errors.Is(err, ErrDraining), errors.Is(err, broker.ErrUnavailable):
-		return protocol.CodeUnavailable
-	}
-	return protocol.CodeInternal
 }
 
 func contains(list []string, s string) bool {

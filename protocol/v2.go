@@ -17,6 +17,9 @@ const (
 	CodeLimitExceeded = 429 // too many subscriptions, rate limits
 	CodeInternal      = 500 // a recovered panic or a broker failure
 	CodeUnavailable   = 503 // the broker is unreachable or the node is draining
+	// CodeUnknownOutcome: the broker had the message when the gateway
+	// stopped waiting for its answer; other nodes may or may not get it.
+	CodeUnknownOutcome = 504
 )
 
 // Server-to-client v2 frame types.

@@ -1,14 +1,10 @@
 package pushapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
-	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/gateway"
-	"github.com/firetower-go/firetower/protocol"
 )
 
 // ErrNoKey is returned by NewAuth for an empty key.
@@ -41,32 +37,19 @@ const (
 	// CodeUnavailable: the node is shutting down, or the other nodes could
 	// not be reached (this node's subscribers got the message).
 	CodeUnavailable Code = "unavailable"
+	// CodeLimitExceeded: a limit of the node (subscriptions) was reached.
+	CodeLimitExceeded Code = "limit_exceeded"
+	// CodeUnknownOutcome (504): the request ended while the broker had the
+	// message: the other nodes may or may not get it. A retry may deliver
+	// it twice.
+	CodeUnknownOutcome Code = "unknown_outcome"
 	// CodeInternal: a bug.
 	CodeInternal Code = "internal"
 )
 
-// HTTPStatus returns the HTTP status code of c.
-func (c Code) HTTPStatus() int {
-	switch c {
-	case CodeBadRequest:
-		return http.StatusBadRequest
-	case CodeUnauthenticated:
-		return http.StatusUnauthorized
-	case CodeNotFound:
-		return http.StatusNotFound
-	case CodeMethodNotAllowed:
-		return http.StatusMethodNotAllowed
-	case CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case CodeUnsupportedMediaType:
-		return http.StatusUnsupportedMediaType
-	case CodeInvalidTopic:
-		return http.StatusUnprocessableEntity
-	case CodeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+// HTTPStatus returns the HTTP status code of c (the gateway's error
+// table, gateway.ClassNamed).
+func (c Code) HTTPStatus() int { return gateway.ClassNamed(string(c)).HTTP }
 
 // Error is an API error: what the caller did wrong, or why the server could
 // not do it. Every error the Service returns is an *Error; it wraps the
@@ -97,21 +80,6 @@ func ErrorOf(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	code := CodeInternal
-	switch {
-	case errors.Is(err, protocol.ErrTopicEmpty), errors.Is(err, protocol.ErrTopicTooLong),
-		errors.Is(err, protocol.ErrTopicInvalid), errors.Is(err, protocol.ErrNoTopics):
-		code = CodeInvalidTopic
-	case errors.Is(err, gateway.ErrMessageTooLarge), errors.Is(err, broker.ErrTooLarge):
-		code = CodeTooLarge
-	case errors.Is(err, gateway.ErrInvalidData), errors.Is(err, protocol.ErrTooManyTopics),
-		errors.Is(err, broker.ErrBadCommand):
-		code = CodeBadRequest
-	case errors.Is(err, gateway.ErrGatewayClosed), errors.Is(err, gateway.ErrDraining),
-		errors.Is(err, broker.ErrUnavailable), errors.Is(err, broker.ErrClosed),
-		errors.Is(err, broker.ErrNotStarted), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, gateway.ErrClosed):
-		code = CodeUnavailable
-	}
+	code := Code(gateway.ClassOf(err).Name) // the one error table
 	return &Error{Code: code, Message: err.Error(), err: err}
 }

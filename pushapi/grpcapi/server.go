@@ -94,21 +94,7 @@ func streamAuth(auth pushapi.Auth) grpc.StreamServerInterceptor {
 // statusOf converts an API error to a gRPC status with an ErrorInfo detail.
 func statusOf(err error) error {
 	e := pushapi.ErrorOf(err)
-	code := codes.Internal
-	switch e.Code {
-	case pushapi.CodeBadRequest, pushapi.CodeInvalidTopic, pushapi.CodeUnsupportedMediaType:
-		code = codes.InvalidArgument
-	case pushapi.CodeUnauthenticated:
-		code = codes.Unauthenticated
-	case pushapi.CodeNotFound:
-		code = codes.NotFound
-	case pushapi.CodeMethodNotAllowed:
-		code = codes.Unimplemented
-	case pushapi.CodeTooLarge:
-		code = codes.ResourceExhausted
-	case pushapi.CodeUnavailable:
-		code = codes.Unavailable
-	}
+	code := codes.Code(gateway.ClassNamed(string(e.Code)).GRPC) // the gateway's error table
 	st := status.New(code, e.Message)
 	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: string(e.Code), Domain: ErrorDomain}); err == nil {
 		st = d
