@@ -174,7 +174,27 @@ func (s *Server) Start() {
 	}
 }
 
-// Kill kills the server with SIGKILL, as a crash, and waits for it to exit.
+// Pause stops the server with SIGSTOP: its connections stay open and
+// nothing answers, as with a network black hole or a paused VM. Resume
+// (or Kill, at the end of the test) lets it go on.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("%s on %s is not running", s.name, s.Addr)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("%s: %v", sig, err)
+	}
+}
+
+// Kill kills the server with SIGKILL, as a crash, and waits for it to exit
+// (a paused one too).
 func (s *Server) Kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
