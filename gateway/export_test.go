@@ -71,3 +71,11 @@ func (g *Gateway) IndexLen() (users, clients int) {
 func (g *Gateway) CheckClaim() {
 	g.checkClaim(context.Background(), &claimState{confirmed: true})
 }
+
+// PeerCount returns how many other nodes the cluster view holds, without
+// pruning it as Nodes does.
+func (g *Gateway) PeerCount() int {
+	g.peers.mu.Lock()
+	defer g.peers.mu.Unlock()
+	return len(g.peers.nodes)
+}

@@ -92,22 +92,29 @@ func (g *Gateway) Info() NodeInfo {
 // by id. With the node-info broadcast disabled it returns this node only.
 func (g *Gateway) Nodes() []NodeInfo {
 	out := []NodeInfo{g.Info()}
-	now := time.Now()
 	g.peers.mu.Lock()
-	for id, p := range g.peers.nodes {
-		every := p.info.Interval
-		if every <= 0 {
-			every = DefaultNodeInfoInterval
-		}
-		if now.Sub(p.seen) > nodeInfoExpiry*every {
-			delete(g.peers.nodes, id)
-			continue
-		}
+	g.peers.pruneLocked(time.Now())
+	for _, p := range g.peers.nodes {
 		out = append(out, p.info)
 	}
 	g.peers.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// pruneLocked forgets the nodes not heard from for nodeInfoExpiry of their
+// intervals. It runs with every description received and every broadcast
+// of this node, so the view shrinks without anyone reading it.
+func (ps *peers) pruneLocked(now time.Time) {
+	for id, p := range ps.nodes {
+		every := p.info.Interval
+		if every <= 0 {
+			every = DefaultNodeInfoInterval
+		}
+		if now.Sub(p.seen) > nodeInfoExpiry*every {
+			delete(ps.nodes, id)
+		}
+	}
 }
 
 // recordPeer stores another node's description.
@@ -122,7 +129,9 @@ func (g *Gateway) recordPeer(origin string, data []byte) {
 	if g.peers.nodes == nil {
 		g.peers.nodes = make(map[string]peer)
 	}
-	g.peers.nodes[origin] = peer{info: info, seen: time.Now()}
+	now := time.Now()
+	g.peers.pruneLocked(now)
+	g.peers.nodes[origin] = peer{info: info, seen: now}
 	g.peers.mu.Unlock()
 }
 
@@ -135,6 +144,9 @@ func (g *Gateway) announceLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer ticker.Stop()
 	for {
 		g.announce()
+		g.peers.mu.Lock()
+		g.peers.pruneLocked(time.Now())
+		g.peers.mu.Unlock()
 		select {
 		case <-ticker.C:
 		case <-stop:
@@ -157,9 +169,7 @@ func (g *Gateway) announce() {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
-	defer cancel()
-	if err := g.broker.Publish(ctx, m); err != nil {
+	if err := g.send(context.Background(), m, false); err != nil {
 		g.log.Debug("node-info broadcast failed", "err", err)
 	}
 }

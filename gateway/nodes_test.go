@@ -51,6 +51,13 @@ func TestNodesClusterView(t *testing.T) {
 		t.Fatal(err)
 	}
 	bClosed = true
+	// Pruned in the background: nobody reads the view meanwhile.
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if n := a.gw.PeerCount(); n != 0 {
+			return fmt.Errorf("a still holds %d peers", n)
+		}
+		return nil
+	})
 	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if nodes := a.gw.Nodes(); len(nodes) != 1 || nodes[0].ID != "node-a" {
 			return fmt.Errorf("a still sees %+v", nodes)
