@@ -290,16 +290,14 @@ func TestHandlerOrderOverALife(t *testing.T) {
 func TestUserIDSetInOnConnect(t *testing.T) {
 	t.Parallel()
 	got := make(chan string, 2)
+	sent := make(chan struct{})
 	ts := newTestServer(t, quietConfig(), func(tower *gateway.FireTower) {
 		tower.SetOnConnectHandler(func() bool {
-			// Finish only once the client's frames have arrived (the
-			// netpoll transport reads them only after OnConnect).
-			deadline := time.Now().Add(5 * time.Second)
-			if tower.Gateway().Config().Transport == gateway.TransportNetpoll {
-				deadline = time.Now()
-			}
-			for tower.Gateway().Stats().FramesIn < 2 && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
+			// Finish only once the client has sent its frames (both
+			// transports read them only after OnConnect).
+			select {
+			case <-sent:
+			case <-time.After(5 * time.Second):
 			}
 			tower.UserId = "user-" + tower.ClientId
 			return true
@@ -312,6 +310,7 @@ func TestUserIDSetInOnConnect(t *testing.T) {
 	c := dial(t, ts.url+"?id=7", false)
 	send(t, c, `{"type":"publish","topic":"t","data":1}`)
 	send(t, c, `{"type":"publish","topic":"t","data":2}`)
+	close(sent)
 	for range 2 {
 		select {
 		case u := <-got:

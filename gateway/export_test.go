@@ -38,6 +38,7 @@ func (g *Gateway) AddBareTowers(ids [][2]string) (towers []*FireTower, remove fu
 			closing:    make(chan struct{}),
 		}
 		t.out.init(t)
+		t.tr = bare{}
 		t.exec = newRunLoop() // never run: tasks for it stay queued
 		t.syncIdentity()
 		if err := g.register(t); err != nil {
@@ -79,3 +80,15 @@ func (g *Gateway) PeerCount() int {
 	defer g.peers.mu.Unlock()
 	return len(g.peers.nodes)
 }
+
+// bare is the transport of AddBareTowers' towers: nothing moves.
+type bare struct{}
+
+func (bare) serve(bool)             {}
+func (bare) refuse([]byte)          {}
+func (bare) wake()                  {}
+func (bare) cutWrite(time.Duration) {}
+func (bare) abort()                 {}
+func (bare) resumeReading()         {}
+func (bare) finished()              {}
+func (bare) executor() executor     { return newRunLoop() }

@@ -161,17 +161,6 @@ func (g *Gateway) Stats() Stats {
 	return s
 }
 
-// handleRemote receives messages from other nodes through the broker.
-func (g *Gateway) handleRemote(m *broker.Message) {
-	defer g.recoverPanic("broker handler", nil)
-	if m.Kind == broker.KindCommand {
-		g.handleCommand(m)
-		return
-	}
-	g.stats.remoteIn.Add(1)
-	g.fanout(m)
-}
-
 // ClusterCount returns the number of subscribers of topic in the whole
 // cluster and on this node. If the broker cannot be asked, total is the
 // local count and err says why.

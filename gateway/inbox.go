@@ -1,6 +1,10 @@
 package gateway
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/firetower-go/firetower/protocol"
+)
 
 // The inbox is a connection's ordered queue of work for the application:
 // its client frames, and the callbacks other goroutines owe it (a topic
@@ -134,7 +138,7 @@ func (t *FireTower) serve(n int) (more, finished bool) {
 			return false, false
 		}
 		if resume {
-			t.resumeReading()
+			t.tr.resumeReading()
 		}
 		switch tk.kind {
 		case taskFrame:
@@ -148,13 +152,22 @@ func (t *FireTower) serve(n int) (more, finished bool) {
 			t.runSystemRemove(tk.topic)
 		case taskFinish:
 			t.finish()
-			if t.np != nil {
-				t.np.ended(t)
-			}
+			t.tr.finished()
 			return false, true
 		}
 	}
 	return true, false
+}
+
+// readTimedOut gives a frame that found no room in the inbox for
+// ReadTimeout to the ReadTimeoutHandler; it is dropped.
+func (t *FireTower) readTimedOut(fire *FireInfo) {
+	t.gw.stats.readTimeouts.Add(1)
+	fire.Context = t.newLife()
+	if t.readTimeoutHandler != nil {
+		t.call("ReadTimeoutHandler", func() bool { t.readTimeoutHandler(fire); return true })
+	}
+	t.replyError(fire, protocol.CodeLimitExceeded, "server busy: message dropped")
 }
 
 // runLoop is the goroutine transport's executor: Run's own goroutine.

@@ -46,6 +46,8 @@ func netpollRun(g *Gateway, p *poller, v2 bool, stream []byte, chunks []int) (st
 	}
 	t.out.init(t)
 	t.np = &npConn{p: p, t: t, fd: -1}
+	t.tr = t.np
+	t.out.wakeOnce = true
 	t.exec = inline{} // the frames are handled before consume returns
 	var seen []string
 	t.readHandler = func(fire *FireInfo) bool {

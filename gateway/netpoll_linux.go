@@ -58,10 +58,10 @@ type npConn struct {
 	p    *poller
 	t    *FireTower
 	fd   int
-	done chan struct{} // closed when the tower has ended; made by Run only, which waits for it
+	done chan struct{} // closed when the tower has ended; made by serve for Run only, which waits for it
 
 	started   atomic.Bool // Start has run; the poller may serve the socket
-	abort     atomic.Bool // drop the connection without writing (Shutdown's deadline)
+	abortReq  atomic.Bool // drop the connection without writing (Shutdown's deadline)
 	resumeReq atomic.Bool // the inbox has room again: the poller reads on
 
 	registered bool   // in the poller's epoll set
@@ -78,6 +78,7 @@ type npConn struct {
 	closeSent  bool
 	peerClosed bool  // the client's close frame or end of stream was seen
 	broken     bool  // stop parsing: the client's data is discarded from here
+	drain      bool  // the close frame goes out with a lingering close (see goConn.lingerRead)
 	discarded  int64 // bytes thrown away after a protocol error (bounded)
 	gone       bool  // torn down
 	// held is a decoded frame that found the inbox full: reading stops
@@ -122,9 +123,11 @@ type poller struct {
 	watchEvery time.Duration
 }
 
-// detach takes t's socket for the netpoll transport; nil if it cannot.
-func (g *Gateway) detach(t *FireTower) *npConn {
-	sc, ok := t.conn.(syscall.Conn)
+// detach takes t's socket from ws for the netpoll transport; nil if it
+// cannot.
+func (g *Gateway) detach(t *FireTower, ws *websocket.Conn) transport {
+	conn := ws.NetConn()
+	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return nil // TLS and the like: stay on goroutines
 	}
@@ -148,9 +151,10 @@ func (g *Gateway) detach(t *FireTower) *npConn {
 		_ = unix.Close(fd)
 		return nil
 	}
-	_ = t.conn.Close() // the duplicate keeps the socket open
-	t.conn, t.ws = nil, nil
-	return &npConn{p: p, t: t, fd: fd}
+	_ = conn.Close() // the duplicate keeps the socket open
+	t.np = &npConn{p: p, t: t, fd: fd}
+	t.out.wakeOnce = true
+	return t.np
 }
 
 // startPollers starts the netpoll transport's pollers; New calls it. The
@@ -375,7 +379,7 @@ func (p *poller) service(t *FireTower) {
 		t.out.mu.Unlock()
 		return
 	}
-	if np.abort.Load() {
+	if np.abortReq.Load() {
 		p.teardown(t)
 		return
 	}
@@ -395,13 +399,6 @@ func (p *poller) service(t *FireTower) {
 		p.resumeRead(t)
 	}
 	p.flush(t)
-}
-
-// resume asks the poller to read the connection again: its inbox has room
-// (a worker calls it).
-func (np *npConn) resume() {
-	np.resumeReq.Store(true)
-	np.p.schedule(np.t)
 }
 
 // resumeRead queues the held frame and handles the rest of what was read.
@@ -629,7 +626,7 @@ func (p *poller) arm(t *FireTower) {
 func (p *poller) closeWritten(t *FireTower, now int64) {
 	np := t.np
 	np.closeSent, np.closeAt = true, now
-	if t.drain {
+	if np.drain {
 		// The lingering close (see lingerRead): FIN now, then read and
 		// discard until the client closes or the grace ends.
 		_ = unix.Shutdown(np.fd, unix.SHUT_WR)
@@ -812,7 +809,7 @@ func validCloseCode(code int) bool {
 // protocolError closes with 1002 and discards the client's data from here.
 func (p *poller) protocolError(t *FireTower) {
 	t.np.broken = true
-	t.drain = true
+	t.np.drain = true
 	p.g.stats.protocolErrors.Add(1)
 	t.closeWith(protocol.CloseProtocolError, "", true)
 }
@@ -820,7 +817,7 @@ func (p *poller) protocolError(t *FireTower) {
 // tooBig closes with 1009, as gorilla does past the read limit.
 func (p *poller) tooBig(t *FireTower) {
 	t.np.broken = true
-	t.drain = true
+	t.np.drain = true
 	p.g.stats.protocolErrors.Add(1)
 	t.closeWith(protocol.CloseTooBig, "message too big", true)
 }
@@ -908,15 +905,6 @@ func (p *poller) teardown(t *FireTower) {
 	t.enqueue(task{kind: taskFinish})
 }
 
-// ended is the netpoll transport's last step of a tower, after its finish
-// task ran: it leaves the gateway and Run returns.
-func (np *npConn) ended(t *FireTower) {
-	t.gw.unregister(t)
-	if np.done != nil {
-		close(np.done)
-	}
-}
-
 // readTimeout gives the held frame to the ReadTimeoutHandler, on a
 // goroutine of its own (the handler is application code), and reads on.
 func (p *poller) readTimeout(t *FireTower) {
@@ -930,31 +918,21 @@ func (p *poller) readTimeout(t *FireTower) {
 	}
 }
 
-// startNetpoll is Run/Start on the netpoll transport: the tower joins the
-// gateway, OnConnect runs on the caller's goroutine, and the poller takes
-// the socket.
-func (t *FireTower) startNetpoll() {
-	np := t.np
-	t.syncIdentity()
-	if err := t.gw.register(t); err != nil {
-		t.refuse(err)
-		if np.done != nil {
-			close(np.done)
-		}
-		return
-	}
-	t.setExpiry()
-	if t.onConnectHandler != nil {
-		if !t.call("OnConnectHandler", func() bool { return t.onConnectHandler() }) {
-			t.closeWith(protocol.CloseRejected, "connection refused", true)
-		}
-		t.syncIdentity()
+// serve hands the socket to the poller (transport.serve); with wait it
+// returns when the tower has ended.
+func (np *npConn) serve(wait bool) {
+	t := np.t
+	if wait {
+		np.done = make(chan struct{}) // before the poller can see the tower
 	}
 	np.started.Store(true)
 	t.out.mu.Lock()
 	t.out.scheduled = true
 	t.out.mu.Unlock()
 	np.p.schedule(t)
+	if wait {
+		<-np.done
+	}
 }
 
 // refuse writes frame and closes the socket of a tower never started.
@@ -963,3 +941,29 @@ func (np *npConn) refuse(frame []byte) {
 	_ = unix.Close(np.fd)
 	np.gone = true
 }
+
+func (np *npConn) wake() { np.p.schedule(np.t) }
+
+// cutWrite: the poller counts the close grace from the close itself.
+func (np *npConn) cutWrite(time.Duration) {}
+
+func (np *npConn) abort() {
+	np.abortReq.Store(true)
+	np.p.schedule(np.t)
+}
+
+func (np *npConn) resumeReading() {
+	np.resumeReq.Store(true)
+	np.p.schedule(np.t)
+}
+
+// finished is the tower's last step after its finish task ran: it leaves
+// the gateway and Run returns.
+func (np *npConn) finished() {
+	np.t.gw.unregister(np.t)
+	if np.done != nil {
+		close(np.done)
+	}
+}
+
+func (np *npConn) executor() executor { return np.p.g.workers }

@@ -169,3 +169,15 @@ func (s *sender) wait(ctx context.Context) bool {
 		return false
 	}
 }
+
+// brokerPublish sends m to the other nodes, timed for the Observer.
+func (g *Gateway) brokerPublish(ctx context.Context, m *broker.Message) error {
+	o := g.cfg.Observer
+	if o == nil {
+		return g.broker.Publish(ctx, m)
+	}
+	start := time.Now()
+	err := g.broker.Publish(ctx, m)
+	o.BrokerPublish(time.Since(start), err)
+	return err
+}

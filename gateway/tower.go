@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,8 +34,7 @@ type FireTower struct {
 	Cookie []byte
 
 	gw         *Gateway
-	ws         *websocket.Conn
-	conn       net.Conn
+	tr         transport // moves the bytes: goConn or the netpoll transport's npConn
 	version    protocol.Version
 	startTime  time.Time
 	remoteAddr string
@@ -54,10 +52,7 @@ type FireTower struct {
 	onSystemRemove         func(string)
 
 	inbox inbox    // client frames and owed callbacks, in order (inbox.go)
-	exec  executor // runs the inbox: Run's goroutine or the gateway's workers
-	// space is signalled when the inbox has room again after it was found
-	// full; the goroutine transport's reader waits on it (queueInbound).
-	space chan struct{}
+	exec  executor // runs the inbox: tr.executor()
 
 	ident atomic.Pointer[identity] // ClientId and UserId for kick-out commands (commands.go)
 	index towerIndexEntry          // its place in the gateway's user and client indexes (index.go)
@@ -67,18 +62,11 @@ type FireTower struct {
 	subClosed bool
 
 	out outbound
-	np  *npConn // the netpoll transport's state; nil on the goroutine transport
+	np  *npConn // tr on the netpoll transport, for its pollers; nil on the goroutine transport
 
-	expiry *time.Timer // closes the connection when auth expires (setExpiry)
-	// closing is closed by the first closeWith; readerDone and writerDone
-	// when those goroutines have exited.
-	closing    chan struct{}
-	readerDone chan struct{}
-	writerDone chan struct{}
-	// drain is set by the reader, before readerDone closes, when it stopped
-	// with client data left unread; the writer then lingers (lingerRead).
-	drain bool
-	ran   bool
+	expiry  *time.Timer   // closes the connection when auth expires (setExpiry)
+	closing chan struct{} // closed by the first closeWith
+	ran     bool
 }
 
 // BuildTower wraps an upgraded websocket connection in a FireTower of g. The
@@ -92,8 +80,6 @@ func (g *Gateway) BuildTower(ws *websocket.Conn, clientID string) *FireTower {
 	t := &FireTower{
 		ClientId:   clientID,
 		gw:         g,
-		ws:         ws,
-		conn:       ws.NetConn(),
 		version:    protocol.V1,
 		startTime:  time.Now(),
 		remoteAddr: ws.RemoteAddr().String(),
@@ -117,17 +103,12 @@ func (g *Gateway) BuildTower(ws *websocket.Conn, clientID string) *FireTower {
 		// pollers (netpoll_linux.go), with no goroutine and no buffer of
 		// its own while idle. Connections that cannot (TLS, platforms
 		// without epoll) stay on the goroutine transport.
-		t.np = g.detach(t)
+		t.tr = g.detach(t, ws)
 	}
-	if t.np != nil {
-		t.exec = g.workers
-	} else {
-		t.exec = newRunLoop()
-		t.space = make(chan struct{}, 1)
-		t.readerDone, t.writerDone = make(chan struct{}), make(chan struct{})
-		t.out.wake = make(chan struct{}, 1)
-		ws.SetReadLimit(g.cfg.ReadLimit)
+	if t.tr == nil {
+		t.tr = newGoConn(t, ws)
 	}
+	t.exec = t.tr.executor()
 	return t
 }
 
@@ -190,75 +171,43 @@ func (t *FireTower) Run() {
 	if t == nil {
 		return
 	}
-	if t.ran {
-		panic("firetower: Run or Start called twice on one tower")
-	}
-	t.ran = true
-	if t.np != nil {
-		t.np.done = make(chan struct{}) // before the poller can see the tower
-		t.startNetpoll()
-		<-t.np.done
-		return
-	}
-	t.run()
+	t.open(true)
 }
 
 // Start serves the connection in the background and returns once the
 // OnConnect handler has run: the same as Run without keeping the caller's
 // goroutine. On the netpoll transport (Config.Transport) no goroutine is
-// kept at all and the handlers run on the gateway's poller goroutines; on
-// the goroutine transport Start runs Run on a new goroutine. Start and Run
+// kept at all and the handlers run on the gateway's workers; on the
+// goroutine transport a goroutine takes Run's place. Start and Run
 // together may be called once.
 func (t *FireTower) Start() {
 	if t == nil {
 		return
 	}
+	t.open(false)
+}
+
+// open joins the gateway, runs OnConnect on the caller's goroutine and
+// hands the connection to its transport.
+func (t *FireTower) open(wait bool) {
 	if t.ran {
-		panic("firetower: Start or Run called twice on one tower")
+		panic("firetower: Run or Start called twice on one tower")
 	}
 	t.ran = true
-	if t.np != nil {
-		t.startNetpoll()
-		return
-	}
-	go t.run()
-}
-
-// refuse answers a connection the gateway does not take (draining, closed).
-func (t *FireTower) refuse(err error) {
-	t.gw.log.Info("connection refused", "client", t.ClientId, "err", err)
-	frame := protocol.CloseFrame(protocol.CloseGoingAway, "server shutting down")
-	if t.np != nil {
-		t.np.refuse(frame)
-		return
-	}
-	_ = t.conn.SetWriteDeadline(time.Now().Add(t.gw.cfg.WriteTimeout))
-	_, _ = t.conn.Write(frame)
-	_ = t.conn.Close()
-}
-
-// run is Run on the goroutine transport.
-func (t *FireTower) run() {
 	t.syncIdentity()
 	if err := t.gw.register(t); err != nil {
-		t.refuse(err)
+		t.gw.log.Info("connection refused", "client", t.ClientId, "err", err)
+		t.tr.refuse(protocol.CloseFrame(protocol.CloseGoingAway, "server shutting down"))
 		return
 	}
-	defer t.gw.unregister(t)
-
-	go t.writeLoop()
-	go t.readLoop()
 	t.setExpiry()
-	defer t.stopExpiry()
-
 	if t.onConnectHandler != nil {
 		if !t.call("OnConnectHandler", func() bool { return t.onConnectHandler() }) {
 			t.closeWith(protocol.CloseRejected, "connection refused", true)
 		}
 		t.syncIdentity()
 	}
-	t.exec.(*runLoop).serveUntilFinished(t) // until the reader's finish task
-	<-t.writerDone
+	t.tr.serve(wait)
 }
 
 // setExpiry (re)arms the close at the end of the credentials, or disarms
@@ -339,6 +288,7 @@ func (t *FireTower) forbid(fire *FireInfo, msg string) {
 
 // finish removes every subscription and runs the end-of-connection handlers.
 func (t *FireTower) finish() {
+	t.stopExpiry()
 	t.subMu.Lock()
 	t.subClosed = true
 	topics := make([]string, 0, len(t.topics))
