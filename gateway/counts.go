@@ -39,6 +39,7 @@ type countCache struct {
 	mu         sync.Mutex // a leaf lock
 	entries    map[string]*countEntry
 	refreshing int
+	stopped    bool // Shutdown: no refresh starts (set under mu, so none is added to bgWG after it waits)
 }
 
 type countEntry struct {
@@ -72,7 +73,7 @@ func (g *Gateway) knownCount(topic string) int64 {
 		c.mu.Unlock()
 		return local + remote
 	}
-	if e.done == nil && c.refreshing < maxCountRefreshes && !g.closed.Load() {
+	if e.done == nil && c.refreshing < maxCountRefreshes && !c.stopped {
 		e.done = make(chan struct{})
 		c.refreshing++
 		g.bgWG.Add(1)
@@ -114,4 +115,12 @@ func (g *Gateway) refreshCount(topic string, e *countEntry, done chan struct{}) 
 	if err != nil {
 		g.warnCount(topic, err)
 	}
+}
+
+// stop lets no refresh start any more; Shutdown calls it before it waits
+// for the background goroutines.
+func (c *countCache) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
 }

@@ -85,6 +85,11 @@ type Gateway struct {
 	pollStopped atomic.Bool
 }
 
+// abortGrace is how long Shutdown, past its deadline, waits for the
+// connections it aborted to end: the pollers and the executors need a
+// moment; a callback that blocks is not waited for.
+const abortGrace = 500 * time.Millisecond
+
 // countWarnEvery spaces the log lines about failed cluster counts.
 const countWarnEvery = 10 * time.Second
 
@@ -380,15 +385,17 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 			t.abort()
 		}
 		g.mu.Unlock()
-		// The sockets are closed now (the pollers tear the aborted
-		// connections down before they stop); a connection whose callback
-		// still runs finishes on its own, without Shutdown waiting for it.
+		// The aborted connections end within moments; one whose callback
+		// still blocks finishes on its own, without Shutdown waiting for
+		// it past abortGrace.
+		timer := time.NewTimer(abortGrace)
 		select {
 		case <-done:
-		default:
+		case <-timer.C:
 			finished = false
 			g.log.Warn("shutdown deadline: connections still in callbacks are left to finish on their own")
 		}
+		timer.Stop()
 	}
 	g.stopPollers() // no tower is left to serve
 	g.workers.shutdown(finished)
@@ -402,6 +409,7 @@ func (g *Gateway) Shutdown(ctx context.Context, drain time.Duration) error {
 	if !g.sender.wait(ctx) && err == nil {
 		err = ctx.Err() // the broker's close fails what is still in flight
 	}
+	g.counts.stop()
 	g.bgCancel()
 	if finished {
 		g.bgWG.Wait()
