@@ -16,4 +16,5 @@ func (*Gateway) detach(*FireTower, *websocket.Conn) transport { return nil }
 func (*Gateway) startPollers() error { return nil }
 
 func (*Gateway) stopPollers() {}
+
 type poller struct{}
