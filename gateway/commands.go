@@ -170,13 +170,13 @@ func (g *Gateway) handleCommand(m *broker.Message) {
 }
 
 // identity is a tower's ClientId and UserId as of the last callback that
-// Run's goroutine finished. The application sets those plain fields before
+// the connection's executor finished. The application sets those plain fields before
 // Run or in a callback; kick-out commands read them from other goroutines
 // through this snapshot, without a data race.
 type identity struct{ client, user string }
 
 // syncIdentity publishes the fields, and moves the tower in the gateway's
-// indexes if they changed; it is called on Run's goroutine.
+// indexes if they changed; it is called by the connection's executor.
 func (t *FireTower) syncIdentity() {
 	if cur := t.ident.Load(); cur == nil || cur.client != t.ClientId || cur.user != t.UserId {
 		t.gw.setIdentity(t, &identity{client: t.ClientId, user: t.UserId})

@@ -9,7 +9,7 @@ import (
 
 // decode turns a client data frame into a FireInfo, or answers/drops it.
 func (t *FireTower) decode(mt int, data []byte) *FireInfo {
-	// No Context yet: it is made where the frame is handled (Run's goroutine,
+	// No Context yet: it is made where the frame is handled (the executor,
 	// or here on a read timeout), so that it sees the UserId the application
 	// set, in OnConnect for instance, without a data race.
 	fire := &FireInfo{MessageType: mt, Message: &TopicMessage{}}

@@ -878,7 +878,7 @@ func (p *poller) checkWatch(now int64) {
 }
 
 // teardown closes t's socket and ends the tower: its subscriptions go, the
-// end-of-connection handlers run (here, on the poller) and Run returns.
+// end-of-connection handlers run (from the inbox, on a worker) and Run returns.
 func (p *poller) teardown(t *FireTower) {
 	np := t.np
 	if np.gone {

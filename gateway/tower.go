@@ -40,7 +40,7 @@ type FireTower struct {
 	remoteAddr string
 	ip         string        // host of remoteAddr, for MaxConnectionsPerIP
 	auth       *Identity     // from Config.Authenticator; nil: no grants are checked
-	limiter    *rate.Limiter // Config.PublishRate; nil: no limit. Only Run's goroutine uses it
+	limiter    *rate.Limiter // Config.PublishRate; nil: no limit. Only the connection's executor uses it
 
 	onConnectHandler       func() bool
 	onOfflineHandler       func()
@@ -314,7 +314,7 @@ func (t *FireTower) call(name string, fn func() bool) (ok bool) {
 	return fn()
 }
 
-// dispatch handles one client frame on Run's goroutine.
+// dispatch handles one client frame, on the connection's executor.
 func (t *FireTower) dispatch(fire *FireInfo) {
 	frame := protocol.ClientFrame{ID: fire.reqID, Type: fire.Message.Type, Topic: fire.Message.Topic}
 	switch frame.Kind(t.version) {
