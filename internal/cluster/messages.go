@@ -232,6 +232,22 @@ func ParseMessage(f Frame) (*broker.Message, error) {
 	return m, nil
 }
 
+// AppendConfirm appends a CONFIRM frame: the manager has received and
+// routed the first n PUBLISH and COMMAND frames of the session (n counts
+// from the session's first such frame, so it only grows). A manager sends
+// one per batch of frames read together, not one per message.
+func AppendConfirm(b []byte, n uint64) []byte {
+	b, s := begin(b, TypeConfirm)
+	return finish(binary64(b, n), s)
+}
+
+// ParseConfirm parses a CONFIRM body.
+func ParseConfirm(body []byte) (uint64, error) {
+	p := parser{b: body}
+	n := p.u64("confirmed")
+	return n, p.end()
+}
+
 // CountRequest asks the manager for the number of subscribers of Topic on
 // every gateway but the asker's.
 type CountRequest struct {
