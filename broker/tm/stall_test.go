@@ -1,0 +1,91 @@
+package tm_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/firetower-go/firetower/broker"
+	"github.com/firetower-go/firetower/broker/tm"
+	"github.com/firetower-go/firetower/internal/clustertest"
+	"github.com/firetower-go/firetower/topicmgr"
+)
+
+// stallConfirmTimeout is the tests' ConfirmTimeout: short, so that the
+// stall scenario stays short.
+const stallConfirmTimeout = time.Second
+
+// A manager that stops answering (a black hole between the publishing
+// gateway and the manager, as a paused manager looks): no publish begun
+// during the stall returns nil, the link is declared down within
+// ConfirmTimeout (not at the heartbeat deadline), publishes then fail fast,
+// and after the stall everything recovers; every publish that returned nil
+// was delivered, and none reported not sent ever is.
+func TestStalledManager(t *testing.T) {
+	m := startManager(t, topicmgr.Config{Lease: time.Minute})
+	p := newProxy(t, m.addr)
+	cfg := fastConfig(m)
+	cfg.Managers[0].Addr = p.addr // same manager key, through the proxy
+	cfg.ConfirmTimeout = stallConfirmTimeout
+	cfg.Settle = -1 // the subscriber never lost the manager
+	pub := startNode(t, "pub", cfg)
+	rec := clustertest.NewRecorder()
+	sub := newBroker(t, fastConfig(m))
+	if err := sub.Start(context.Background(), "sub", rec.Handle); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	sub.SetInterest("t", 1)
+
+	clustertest.StalledPublishes(t, clustertest.Stall{
+		Pub: pub.b, Origin: "pub", Sub: sub, Rec: rec, Topic: "t",
+		Pause: p.pause, Resume: p.resume, Hold: 3 * stallConfirmTimeout,
+		PublishTimeout: 300 * time.Millisecond,
+		Down:           func() bool { return !pub.b.Managers()[0].Up },
+		// The oldest unconfirmed publish is at most one publish interval
+		// younger than the stall; the watchdog fires ConfirmTimeout later.
+		DownWithin: stallConfirmTimeout + 500*time.Millisecond,
+	})
+}
+
+// A publish waits for the manager's confirmation, however long its
+// context: with the manager silent it is declared down after
+// ConfirmTimeout and the publish, sent, ends with an unknown outcome; the
+// next one fails at once as not sent.
+func TestConfirmTimeout(t *testing.T) {
+	m := startManager(t, topicmgr.Config{})
+	p := newProxy(t, m.addr)
+	cfg := fastConfig(m)
+	cfg.Managers[0].Addr = p.addr
+	cfg.ConfirmTimeout = stallConfirmTimeout
+	pub := startNode(t, "pub", cfg)
+	msg := &broker.Message{Topic: "t", Origin: "pub", Data: []byte("1")}
+	if err := pub.b.Publish(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	p.pause()
+	t.Cleanup(p.resume)
+	began := time.Now()
+	err := pub.b.Publish(context.Background(), msg)
+	if !errors.Is(err, broker.ErrUnknownOutcome) || errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("Publish during the stall: %v, want ErrUnknownOutcome only", err)
+	}
+	if d := time.Since(began); d < stallConfirmTimeout || d > stallConfirmTimeout+time.Second {
+		t.Errorf("the unconfirmed publish failed after %v, want ConfirmTimeout (%v)", d, stallConfirmTimeout)
+	}
+	began = time.Now()
+	if err := pub.b.Publish(context.Background(), msg); !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("Publish after the link was declared down: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(began); d > 100*time.Millisecond {
+		t.Errorf("the publish on a link declared down took %v to fail", d)
+	}
+}
+
+func TestConfirmTimeoutValidate(t *testing.T) {
+	cfg := tm.Config{Managers: []tm.Manager{{Addr: "127.0.0.1:1", Key: "a"}}, ConfirmTimeout: -time.Second}
+	if err := cfg.Validate(); err == nil {
+		t.Error("a negative ConfirmTimeout is accepted")
+	}
+}
