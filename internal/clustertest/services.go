@@ -174,6 +174,26 @@ func (s *Server) Start() {
 	}
 }
 
+// Pause stops the server with SIGSTOP: it keeps its connections and
+// answers nothing, as a paused process or VM, or a network black hole,
+// looks. Resume continues it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("%s on %s is not running", s.name, s.Addr)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("%v to %s: %v", sig, s.name, err)
+	}
+}
+
 // Kill kills the server with SIGKILL, as a crash, and waits for it to exit.
 func (s *Server) Kill() {
 	s.mu.Lock()
