@@ -26,21 +26,9 @@ func startStalling(t *testing.T) *clustertest.Server {
 // without a reply, unknown outcome, are counted apart); every acknowledged
 // one is.
 func TestStalledRedis(t *testing.T) {
-	srv := startStalling(t)
+	srv := clustertest.StartRedis(t)
 	cfg := fastConfig(srv.Addr, clustertest.UniquePrefix(t))
-	pub, sub := newBroker(t, cfg), newBroker(t, cfg)
-	started(t, pub, "pub")
-	rec := clustertest.NewRecorder()
-	if err := sub.Start(context.Background(), "sub", rec.Handle); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	sub.SetInterest("t", 1)
-	clustertest.StalledPublishes(t, clustertest.Stall{
-		Pub: pub, Origin: "pub", Sub: sub, Rec: rec, Topic: "t",
-		Pause: srv.Pause, Resume: srv.Resume, Hold: 3 * time.Second,
-		PublishTimeout: 300 * time.Millisecond,
-	})
+	clustertest.StalledServer(t, srv, newBroker(t, cfg), newBroker(t, cfg), 3*time.Second)
 }
 
 // With Redis stalled and a publish in flight, publishes queue up; once

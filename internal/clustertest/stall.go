@@ -226,3 +226,28 @@ func StalledPublishes(t *testing.T, s Stall) {
 	t.Logf("figures: %d publishes: %d acknowledged (%d lost), %d not sent (%d delivered), %d unknown outcome (%d delivered); slowest failure %v",
 		len(outcomes), acked, lost, gone, goneDelivered, unknown, unknownDelivered, slowest.Round(time.Millisecond))
 }
+
+// StalledServer runs StalledPublishes against a private server srv paused
+// with SIGSTOP for hold: pub and sub are unstarted brokers on it (node ids
+// "pub" and "sub"), publishes have a 300 ms context.
+func StalledServer(t *testing.T, srv *Server, pub, sub broker.Broker, hold time.Duration) {
+	t.Helper()
+	t.Cleanup(srv.Resume) // before the brokers are closed, if the test fails paused
+	rec := NewRecorder()
+	for _, n := range []struct {
+		b  broker.Broker
+		id string
+		h  broker.Handler
+	}{{pub, "pub", func(*broker.Message) {}}, {sub, "sub", rec.Handle}} {
+		if err := n.b.Start(context.Background(), n.id, n.h); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.b.Close() })
+	}
+	sub.SetInterest("t", 1)
+	StalledPublishes(t, Stall{
+		Pub: pub, Origin: "pub", Sub: sub, Rec: rec, Topic: "t",
+		Pause: srv.Pause, Resume: srv.Resume, Hold: hold,
+		PublishTimeout: 300 * time.Millisecond,
+	})
+}
