@@ -41,6 +41,10 @@ const (
 	// CodeUnavailable: the node is shutting down, or the other nodes could
 	// not be reached (this node's subscribers got the message).
 	CodeUnavailable Code = "unavailable"
+	// CodeUnknownOutcome: the broker was handed the message but did not
+	// confirm it (broker.ErrUnknownOutcome): it may or may not have
+	// reached the other nodes, and a retry may deliver it twice.
+	CodeUnknownOutcome Code = "unknown_outcome"
 	// CodeInternal: a bug.
 	CodeInternal Code = "internal"
 )
@@ -64,6 +68,8 @@ func (c Code) HTTPStatus() int {
 		return http.StatusUnprocessableEntity
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeUnknownOutcome:
+		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -99,6 +105,8 @@ func ErrorOf(err error) *Error {
 	}
 	code := CodeInternal
 	switch {
+	case errors.Is(err, broker.ErrUnknownOutcome):
+		code = CodeUnknownOutcome
 	case errors.Is(err, protocol.ErrTopicEmpty), errors.Is(err, protocol.ErrTopicTooLong),
 		errors.Is(err, protocol.ErrTopicInvalid), errors.Is(err, protocol.ErrNoTopics):
 		code = CodeInvalidTopic

@@ -108,6 +108,8 @@ func statusOf(err error) error {
 		code = codes.ResourceExhausted
 	case pushapi.CodeUnavailable:
 		code = codes.Unavailable
+	case pushapi.CodeUnknownOutcome:
+		code = codes.DeadlineExceeded // "may have completed", as gRPC defines it
 	}
 	st := status.New(code, e.Message)
 	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: string(e.Code), Domain: ErrorDomain}); err == nil {
