@@ -15,7 +15,10 @@
 // jitter, capped, after every failure; after each (re)connect the broker
 // sends the manager the whole interest table of the topics it owns, then
 // SYNC, so a restarted manager is repopulated without any client action.
-// While a topic's owner is down, Publish and Count fail fast with an error
+// Publish returns once the owner has confirmed the message (CONFIRM,
+// protocol version 2); a connection on which a publish waits
+// Config.ConfirmTimeout for its confirmation is declared down. While a
+// topic's owner is down, Publish and Count fail fast with an error
 // wrapping broker.ErrUnavailable; Publish keeps failing so for
 // Config.Settle after the connection is back, until the other gateways
 // have re-sent their interest (package broker/internal/settle).
