@@ -2,7 +2,6 @@ package nats_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -22,17 +21,7 @@ func TestPublishesShareFlushes(t *testing.T) {
 	got := started(t, b, "b")
 	b.SetInterest("t", 1)
 	probe := &broker.Message{Topic: "t", Origin: "a", Data: []byte(`"probe"`)}
-	clustertest.CheckFor(t, 10*time.Second, func() error {
-		if err := a.Publish(context.Background(), probe); err != nil {
-			return err
-		}
-		select {
-		case <-got:
-			return nil
-		case <-time.After(20 * time.Millisecond):
-			return errors.New("b receives nothing")
-		}
-	})
+	clustertest.PublishUntilReceived(t, a, probe, got, 10*time.Second)
 	before := a.Stats()
 
 	var wg sync.WaitGroup

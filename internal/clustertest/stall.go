@@ -227,6 +227,24 @@ func StalledPublishes(t *testing.T, s Stall) {
 		len(outcomes), acked, lost, gone, goneDelivered, unknown, unknownDelivered, slowest.Round(time.Millisecond))
 }
 
+// PublishUntilReceived publishes m from pub until got yields a message
+// within a moment of a publish: the route from pub to got's node is up.
+// It fails the test after total.
+func PublishUntilReceived(t testing.TB, pub broker.Broker, m *broker.Message, got <-chan *broker.Message, total time.Duration) {
+	t.Helper()
+	CheckFor(t, total, func() error {
+		if err := pub.Publish(context.Background(), m); err != nil {
+			return err
+		}
+		select {
+		case <-got:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+			return fmt.Errorf("nothing received on %q", m.Topic)
+		}
+	})
+}
+
 // StalledServer runs StalledPublishes against a private server srv paused
 // with SIGSTOP for hold: pub and sub are unstarted brokers on it (node ids
 // "pub" and "sub"), publishes have a 300 ms context.
