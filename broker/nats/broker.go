@@ -329,6 +329,10 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 		return fmt.Errorf("%w: %d bytes of data make a %d-byte message; the server's max_payload is %d (raise it to the gateway's --max-message-size + 64 KiB)",
 			ErrTooLarge, len(m.Data), size, limit)
 	}
+	if err := ctx.Err(); err != nil {
+		b.stats.publishErrors.Add(1)
+		return b.unavailable("publish not sent", err) // once handed over, it could only be unknown
+	}
 	done, err := b.flush.publish(nc, subject, envelope.Append(nil, m))
 	if err != nil {
 		if errors.Is(err, broker.ErrClosed) {
