@@ -108,6 +108,17 @@ func StalledPublishes(t *testing.T, s Stall) {
 		}
 		return n
 	}
+	// The route first: a publish before Sub's interest reached the broker
+	// is accepted and goes nowhere, as it should.
+	CheckFor(t, 10*time.Second, func() error {
+		if o := publish(-1); o.err != nil {
+			return o.err
+		}
+		if s.Rec.Count("-1") == 0 {
+			return errors.New("the probe has not arrived")
+		}
+		return nil
+	})
 	wg.Go(func() {
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
