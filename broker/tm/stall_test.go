@@ -3,11 +3,15 @@ package tm_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/broker/tm"
+	"github.com/firetower-go/firetower/internal/cluster"
 	"github.com/firetower-go/firetower/internal/clustertest"
 	"github.com/firetower-go/firetower/topicmgr"
 )
@@ -87,5 +91,51 @@ func TestConfirmTimeoutValidate(t *testing.T) {
 	cfg := tm.Config{Managers: []tm.Manager{{Addr: "127.0.0.1:1", Key: "a"}}, ConfirmTimeout: -time.Second}
 	if err := cfg.Validate(); err == nil {
 		t.Error("a negative ConfirmTimeout is accepted")
+	}
+}
+
+// A manager that answers in protocol version 1 (not upgraded yet) would
+// never confirm a publish: the link refuses it and stays down, and
+// publishes fail as not sent.
+func TestVersion1ManagerRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hellos := make(chan uint8, 16)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				f, err := cluster.NewReader(c, 0).ReadFrame()
+				if err != nil {
+					return
+				}
+				select {
+				case hellos <- f.Version:
+				default:
+				}
+				_ = cluster.WriteVersion(c, cluster.AppendWelcome(nil, cluster.Welcome{ManagerID: "old", Heartbeat: time.Second, MaxFrame: cluster.DefaultMaxFrame}), 1)
+				_, _ = io.Copy(io.Discard, c) // until the gateway hangs up
+			})
+		}
+	})
+	cfg := tm.Config{Managers: []tm.Manager{{Addr: l.Addr().String(), Key: "old"}}, Logger: testLogger(), StartWait: time.Second}
+	n := startNode(t, "gw", cfg)
+	if v := <-hellos; v != cluster.Version {
+		t.Errorf("HELLO of version %d, want %d", v, cluster.Version)
+	}
+	err = n.b.Publish(context.Background(), &broker.Message{Topic: "t", Origin: "gw", Data: []byte("1")})
+	if !errors.Is(err, broker.ErrUnavailable) {
+		t.Errorf("Publish through a version-1 manager: %v, want ErrUnavailable", err)
+	}
+	if s := n.b.Managers()[0]; s.Up || s.Connects != 0 {
+		t.Errorf("link to a version-1 manager: %+v, want never up", s)
 	}
 }
