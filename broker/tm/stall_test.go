@@ -56,34 +56,54 @@ func TestStalledManager(t *testing.T) {
 // A publish waits for the manager's confirmation, however long its
 // context: with the manager silent it is declared down after
 // ConfirmTimeout and the publish, sent, ends with an unknown outcome; the
-// next one fails at once as not sent.
+// next one fails at once as not sent. The same for a gateway's broker and
+// for a Publisher.
 func TestConfirmTimeout(t *testing.T) {
-	m := startManager(t, topicmgr.Config{})
-	p := newProxy(t, m.addr)
-	cfg := fastConfig(m)
-	cfg.Managers[0].Addr = p.addr
-	cfg.ConfirmTimeout = stallConfirmTimeout
-	pub := startNode(t, "pub", cfg)
-	msg := &broker.Message{Topic: "t", Origin: "pub", Data: []byte("1")}
-	if err := pub.b.Publish(context.Background(), msg); err != nil {
-		t.Fatal(err)
-	}
-	p.pause()
-	t.Cleanup(p.resume)
-	began := time.Now()
-	err := pub.b.Publish(context.Background(), msg)
-	if !errors.Is(err, broker.ErrUnknownOutcome) || errors.Is(err, broker.ErrUnavailable) {
-		t.Fatalf("Publish during the stall: %v, want ErrUnknownOutcome only", err)
-	}
-	if d := time.Since(began); d < stallConfirmTimeout || d > stallConfirmTimeout+time.Second {
-		t.Errorf("the unconfirmed publish failed after %v, want ConfirmTimeout (%v)", d, stallConfirmTimeout)
-	}
-	began = time.Now()
-	if err := pub.b.Publish(context.Background(), msg); !errors.Is(err, broker.ErrUnavailable) {
-		t.Fatalf("Publish after the link was declared down: %v, want ErrUnavailable", err)
-	}
-	if d := time.Since(began); d > 100*time.Millisecond {
-		t.Errorf("the publish on a link declared down took %v to fail", d)
+	for _, role := range []string{"gateway", "publisher"} {
+		t.Run(role, func(t *testing.T) {
+			m := startManager(t, topicmgr.Config{})
+			p := newProxy(t, m.addr)
+			cfg := fastConfig(m)
+			cfg.Managers[0].Addr = p.addr
+			cfg.ConfirmTimeout = stallConfirmTimeout
+			var publish func() error
+			if role == "gateway" {
+				n := startNode(t, "pub", cfg)
+				publish = func() error {
+					return n.b.Publish(context.Background(), &broker.Message{Topic: "t", Origin: "pub", Data: []byte("1")})
+				}
+			} else {
+				pub, err := tm.NewPublisher(context.Background(), cfg, "backend")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = pub.Close() })
+				publish = func() error {
+					_, err := pub.Publish(context.Background(), "t", []byte("1"))
+					return err
+				}
+			}
+			if err := publish(); err != nil {
+				t.Fatal(err)
+			}
+			p.pause()
+			t.Cleanup(p.resume)
+			began := time.Now()
+			err := publish()
+			if !errors.Is(err, broker.ErrUnknownOutcome) || errors.Is(err, broker.ErrUnavailable) {
+				t.Fatalf("Publish during the stall: %v, want ErrUnknownOutcome only", err)
+			}
+			if d := time.Since(began); d < stallConfirmTimeout || d > stallConfirmTimeout+time.Second {
+				t.Errorf("the unconfirmed publish failed after %v, want ConfirmTimeout (%v)", d, stallConfirmTimeout)
+			}
+			began = time.Now()
+			if err := publish(); !errors.Is(err, broker.ErrUnavailable) {
+				t.Fatalf("Publish after the link was declared down: %v, want ErrUnavailable", err)
+			}
+			if d := time.Since(began); d > 100*time.Millisecond {
+				t.Errorf("the publish on a link declared down took %v to fail", d)
+			}
+		})
 	}
 }
 
