@@ -255,6 +255,16 @@ func (c *cluster) count(n *node, topic string) (int64, error) {
 // watch lets Quiet pass, for a check that something did not happen.
 func (c *cluster) watch() { time.Sleep(c.opts.Quiet) }
 
+// pair starts nodes a and b, b with interest in topic, and waits until a's
+// publishes on topic reach b.
+func (c *cluster) pair(t *testing.T, topic string) (a, b *node) {
+	t.Helper()
+	a, b = c.node(t, "a"), c.node(t, "b")
+	b.b.SetInterest(topic, 1)
+	c.waitInterest(t, a, []string{topic}, b)
+	return a, b
+}
+
 // waitInterest publishes probes from from on every topic until each node of
 // to has received one on each topic, so that the interest of to has reached
 // from's routing.
@@ -650,10 +660,8 @@ const outcomeMessages = 200
 // delivered. A marker published after them settles it: by per-publisher
 // order, anything sent before it arrives before it.
 func testPublishOutcome(t *testing.T, c *cluster) {
-	a, b := c.node(t, "a"), c.node(t, "b")
 	const topic = "outcome"
-	b.b.SetInterest(topic, 1)
-	c.waitInterest(t, a, []string{topic}, b)
+	a, b := c.pair(t, topic)
 	type result struct {
 		m   *broker.Message
 		err error
@@ -764,10 +772,8 @@ const orderedMessages = 2000
 // testOrder: sequential publishes from one node on one topic arrive in order,
 // each once, none lost.
 func testOrder(t *testing.T, c *cluster) {
-	a, b := c.node(t, "a"), c.node(t, "b")
 	const topic = "order"
-	b.b.SetInterest(topic, 1)
-	c.waitInterest(t, a, []string{topic}, b)
+	a, b := c.pair(t, topic)
 	for i := 1; i <= orderedMessages; i++ {
 		c.publish(t, a, topic, []byte(strconv.Itoa(i)))
 	}
