@@ -6,6 +6,7 @@
 package clustertest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -176,8 +177,28 @@ func (s *Server) Start() {
 
 // Pause stops the server with SIGSTOP: it keeps its connections and
 // answers nothing, as a paused process or VM, or a network black hole,
-// looks. Resume continues it.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+// looks. It returns once the process is stopped (the signal takes effect
+// asynchronously, a few milliseconds later on a loaded machine). Resume
+// continues it.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+	s.mu.Lock()
+	pid := s.cmd.Process.Pid
+	s.mu.Unlock()
+	CheckFor(s.t, 5*time.Second, func() error {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return err
+		}
+		// pid (comm) state ...: comm may hold spaces, the state follows
+		// its closing parenthesis.
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'T' {
+			return nil
+		}
+		return fmt.Errorf("%s is not stopped yet", s.name)
+	})
+}
 
 // Resume continues a paused server (SIGCONT).
 func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
