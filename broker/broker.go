@@ -80,9 +80,22 @@ type Broker interface {
 	// remote messages to h. It is called once, before any other method.
 	Start(ctx context.Context, nodeID string, h Handler) error
 	// Publish sends m to every other node with interest in m.Topic, or to
-	// every other node if m is a command. It may
-	// block until the message is handed to the transport; it fails fast with
-	// an error wrapping ErrUnavailable while the broker is unreachable.
+	// every other node if m is a command.
+	//
+	// It returns nil only once the broker has accepted the message: the
+	// owning topic manager confirmed it (CONFIRM), the NATS server answered
+	// a flush sent after it, Redis replied to its PUBLISH. A caller told nil
+	// may count on delivery to every node that had interest then (within
+	// at-most-once: a node that loses its own link meanwhile misses it). It
+	// blocks until then, bounded by ctx and by each broker's own deadline
+	// for a link that stops answering. An error says what became of m:
+	//   - ErrUnavailable (the broker is unreachable, settling, or its queue
+	//     is full), ctx's error, ErrClosed, ErrNotStarted, ErrTooLarge: m
+	//     was not sent and never will be; the caller may retry without
+	//     risking a duplicate.
+	//   - ErrUnknownOutcome: m was handed to the network and the broker's
+	//     answer did not come (ctx ended, the link failed): it may or may
+	//     not have been delivered. A retry may deliver it twice.
 	Publish(ctx context.Context, m *Message) error
 	// SetInterest records this node's number of local subscribers of topic;
 	// 0 withdraws the node's interest. It never blocks on the network:
@@ -131,6 +144,14 @@ var (
 	ErrClosed      = errors.New("broker: closed")
 	ErrNotStarted  = errors.New("broker: not started")
 	ErrUnavailable = errors.New("broker: unavailable")
+	// ErrUnknownOutcome is wrapped by a Publish whose message was handed to
+	// the network but not confirmed (its context ended, or the link failed,
+	// while the broker's answer was awaited): the message may or may not
+	// have been delivered. Every other Publish error means it was not
+	// sent. An error wrapping it wraps neither ErrUnavailable nor ctx's
+	// error, so that a caller mapping those to "not sent, retry" cannot
+	// mistake it for one of them.
+	ErrUnknownOutcome = errors.New("broker: publish outcome unknown")
 	// ErrTooLarge is wrapped by a broker's refusal of a message larger than
 	// its transport carries (a frame limit, a server's max payload).
 	ErrTooLarge = errors.New("broker: message too large")

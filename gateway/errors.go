@@ -1,6 +1,10 @@
 package gateway
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/firetower-go/firetower/broker"
+)
 
 // Sentinel errors returned by the gateway. Errors from lower layers are
 // wrapped with %w.
@@ -30,7 +34,8 @@ var (
 	// ErrPublishQueueFull refuses a publish, before any delivery, when too
 	// many messages wait for the broker (Config.PublishQueue).
 	ErrPublishQueueFull = errors.New("gateway: too many messages wait for the broker")
-	// ErrUnknownOutcome says that a publish was in the broker's hands when
-	// its caller stopped waiting: the other nodes may or may not get it.
-	ErrUnknownOutcome = errors.New("gateway: publish outcome unknown")
+	// ErrUnknownOutcome (the broker's sentinel) says that a publish was in
+	// the broker's hands without a confirmation when its wait ended: the
+	// other nodes may or may not get it.
+	ErrUnknownOutcome = broker.ErrUnknownOutcome
 )

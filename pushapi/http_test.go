@@ -467,3 +467,15 @@ func TestBrokerOutage(t *testing.T) {
 		t.Errorf("topics during the outage: %+v, want partial local counts", page)
 	}
 }
+
+// A publish the broker did not confirm is neither "not sent" (503) nor a
+// bug: 504 with its own code, which says the outcome is unknown.
+func TestUnknownOutcomeError(t *testing.T) {
+	e := pushapi.ErrorOf(fmt.Errorf("gateway: publish to other nodes: %w", broker.ErrUnknownOutcome))
+	if e.Code != pushapi.CodeUnknownOutcome || e.Code.HTTPStatus() != http.StatusGatewayTimeout {
+		t.Errorf("ErrorOf(unknown outcome) = %v, status %d; want %s, 504", e, e.Code.HTTPStatus(), pushapi.CodeUnknownOutcome)
+	}
+	if !errors.Is(e, broker.ErrUnknownOutcome) {
+		t.Errorf("%v does not wrap its cause", e)
+	}
+}

@@ -61,6 +61,10 @@ type client struct {
 	id   string
 	conn net.Conn
 	r    *cluster.Reader
+	// confirmed is the last CONFIRM's number, versions the frame versions
+	// read (frames skipped by next included).
+	confirmed uint64
+	versions  map[uint8]int
 }
 
 func dialRaw(t *testing.T, addr, id string) *client {
@@ -70,7 +74,7 @@ func dialRaw(t *testing.T, addr, id string) *client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &client{t: t, id: id, conn: conn, r: cluster.NewReader(conn, 0)}
+	return &client{t: t, id: id, conn: conn, r: cluster.NewReader(conn, 0), versions: make(map[uint8]int)}
 }
 
 // gatewayClient connects a gateway, sends its interest table and SYNC.
@@ -106,7 +110,7 @@ func (c *client) send(frames ...[]byte) {
 	}
 }
 
-// next returns the next frame that is not a PING or PONG.
+// next returns the next frame that is not a PING, PONG or CONFIRM.
 func (c *client) next(timeout time.Duration) cluster.Frame {
 	c.t.Helper()
 	f, err := c.tryNext(timeout)
@@ -120,7 +124,19 @@ func (c *client) tryNext(timeout time.Duration) (cluster.Frame, error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
 	for {
 		f, err := c.r.ReadFrame()
-		if err != nil || (f.Type != cluster.TypePing && f.Type != cluster.TypePong) {
+		if err != nil {
+			return f, err
+		}
+		c.versions[f.Version]++
+		switch f.Type {
+		case cluster.TypePing, cluster.TypePong:
+		case cluster.TypeConfirm:
+			n, err := cluster.ParseConfirm(f.Body())
+			if err != nil || n < c.confirmed {
+				c.t.Fatalf("%s: CONFIRM %d after %d: %v", c.id, n, c.confirmed, err)
+			}
+			c.confirmed = n
+		default:
 			return f, err
 		}
 	}
@@ -189,6 +205,82 @@ func (c *client) count(topic string) int64 {
 		c.t.Fatalf("%s: COUNT_REPLY %+v, %v", c.id, r, err)
 	}
 	return r.Count
+}
+
+// A version-2 client's publishes and commands are confirmed cumulatively,
+// frames sent in one write with one CONFIRM; a version-1 client (a gateway
+// not upgraded yet) gets no CONFIRM, and every frame it gets, a version-2
+// client's forwarded publish included, is stamped version 1.
+func TestConfirm(t *testing.T) {
+	srv, addr := start(t, topicmgr.Config{})
+	old := dialRaw(t, addr, "old")
+	old.send(withVersion(t, cluster.AppendHello(nil, cluster.Hello{Role: cluster.RoleGateway, NodeID: "old", Session: 1, MaxFrame: cluster.DefaultMaxFrame}), 1))
+	if f := old.next(5 * time.Second); f.Type != cluster.TypeWelcome || f.Version != 1 {
+		t.Fatalf("got %v version %d, want a WELCOME of version 1", f.Type, f.Version)
+	}
+	old.send(withVersion(t, cluster.AppendInterest(nil, []cluster.Interest{{Topic: "t", Count: 1}}), 1), withVersion(t, cluster.AppendSync(nil), 1))
+	waitCount(t, srv, "t", 1)
+
+	gw := gatewayClient(t, addr, "new")
+	var batch []byte
+	for i := range 3 {
+		batch = cluster.AppendMessage(batch, &broker.Message{Topic: "t", ID: uint64(i), Origin: "new", Data: []byte("1")})
+	}
+	batch = cluster.AppendMessage(batch, &broker.Message{Kind: broker.KindCommand, ID: 4, Origin: "new", Data: []byte("{}")})
+	gw.send(batch)
+	for range 4 {
+		if f := old.next(5 * time.Second); f.Version != 1 {
+			t.Fatalf("forwarded %v of version %d to a version-1 gateway", f.Type, f.Version)
+		}
+	}
+	gw.waitConfirmed(4)
+	gw.publish("t", "5")
+	gw.waitConfirmed(5)
+	if f := old.next(5 * time.Second); f.Type != cluster.TypePublish || f.Version != 1 {
+		t.Fatalf("got %v of version %d, want the fifth publish, version 1", f.Type, f.Version)
+	}
+	if n := gw.versions[1]; n != 0 {
+		t.Errorf("%d frames of version 1 to a version-2 client", n)
+	}
+
+	old.send(withVersion(t, cluster.AppendMessage(nil, &broker.Message{Topic: "t", ID: 1, Origin: "old", Data: []byte("1")}), 1))
+	old.expectNothing(200 * time.Millisecond)
+	if old.confirmed != 0 || old.versions[2] != 0 {
+		t.Errorf("version-1 client got CONFIRM %d and %d frames of version 2", old.confirmed, old.versions[2])
+	}
+}
+
+// waitConfirmed reads frames until a CONFIRM of at least n; any other
+// frame but PING and PONG fails the test.
+func (c *client) waitConfirmed(n uint64) {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for c.confirmed < n {
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			c.t.Fatalf("%s: confirmed %d of %d: %v", c.id, c.confirmed, n, err)
+		}
+		switch f.Type {
+		case cluster.TypePing, cluster.TypePong:
+		case cluster.TypeConfirm:
+			if c.confirmed, err = cluster.ParseConfirm(f.Body()); err != nil {
+				c.t.Fatal(err)
+			}
+		default:
+			c.t.Fatalf("%s: got %v, want CONFIRM", c.id, f.Type)
+		}
+	}
+	if c.confirmed != n {
+		c.t.Fatalf("%s: CONFIRM %d, want %d", c.id, c.confirmed, n)
+	}
+}
+
+func withVersion(t *testing.T, frame []byte, v uint8) []byte {
+	var b bytes.Buffer
+	if err := cluster.WriteVersion(&b, frame, v); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 func checkFor(t *testing.T, total time.Duration, fn func() error) {

@@ -32,6 +32,9 @@ type session struct {
 	gw       *gateway // for a gateway; nil for a publisher
 	bye      bool     // the client said goodbye
 	readerOK bool     // the reader got past the handshake
+	// Owned by the reader goroutine: the PUBLISH and COMMAND frames
+	// received (and routed) on the session, and the number last confirmed.
+	received, confirmed uint64
 
 	wake       chan struct{} // capacity 1: the queue is not empty, or the session is closing
 	writerDone chan struct{}
@@ -42,6 +45,7 @@ type session struct {
 	closeFrame []byte // written after the queue, then the connection is closed
 	sayingBye  bool   // a close frame was queued (it may be being written)
 	closed     bool   // no more frames are accepted
+	version    uint8  // the HELLO's protocol version, which the session speaks
 	endCode    cluster.Code
 	endWhy     string // why the session ended, for the log; the first reason wins
 }
@@ -52,6 +56,7 @@ func (s *Server) startSession(conn net.Conn) {
 		conn:       conn,
 		log:        s.log.With("remote", conn.RemoteAddr().String()),
 		peerMax:    cluster.MinMaxFrame,
+		version:    cluster.MinVersion, // until the HELLO says
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
@@ -177,7 +182,7 @@ func (ss *session) writeLoop() {
 		ss.mu.Lock()
 		batch, ss.queue = ss.queue, batch[:0]
 		ss.bytes = 0
-		closeFrame, closed := ss.closeFrame, ss.closed
+		closeFrame, closed, version := ss.closeFrame, ss.closed, ss.version
 		ss.closeFrame = nil
 		ss.mu.Unlock()
 		if closeFrame != nil {
@@ -186,7 +191,10 @@ func (ss *session) writeLoop() {
 		if len(batch) > 0 {
 			_ = ss.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 			for _, f := range batch {
-				if _, err := bw.Write(f); err != nil {
+				// Frames are stamped with the newest version; a session
+				// of an older one gets them restamped (forwarded frames
+				// are shared between sessions and never changed).
+				if err := cluster.WriteVersion(bw, f, version); err != nil {
 					return
 				}
 			}
@@ -229,7 +237,28 @@ func (ss *session) readLoop() {
 		if !ss.handle(f) {
 			return
 		}
+		if r.Buffered() == 0 {
+			ss.confirm()
+		}
 	}
+}
+
+// confirm tells a version-2 client how many of its publishes and commands
+// have been received and routed, once per batch of frames read together
+// (when the read buffer is empty): one CONFIRM per batch, not per message.
+// The client's Publish returns when it is confirmed.
+func (ss *session) confirm() {
+	if ss.received == ss.confirmed {
+		return
+	}
+	ss.mu.Lock()
+	v := ss.version
+	ss.mu.Unlock()
+	if v < 2 {
+		return
+	}
+	ss.confirmed = ss.received
+	ss.send(cluster.AppendConfirm(nil, ss.confirmed))
 }
 
 // readFailed ends the session after a read error, telling the peer why when
@@ -276,8 +305,11 @@ func (ss *session) handshake(f cluster.Frame) bool {
 		return false
 	}
 	ss.role, ss.id = h.Role, h.NodeID
+	ss.mu.Lock()
+	ss.version = f.Version
+	ss.mu.Unlock()
 	ss.peerMax = max(int(h.MaxFrame), cluster.MinMaxFrame)
-	ss.log = ss.log.With("node", h.NodeID, "role", h.Role.String())
+	ss.log = ss.log.With("node", h.NodeID, "role", h.Role.String(), "version", f.Version)
 
 	welcome := cluster.AppendWelcome(nil, cluster.Welcome{
 		ManagerID: s.cfg.NodeID, Epoch: s.epoch, Lease: s.cfg.Lease,
@@ -376,6 +408,7 @@ func (ss *session) handle(f cluster.Frame) bool {
 			ss.protocolError(cluster.CodeProtocolError, fmt.Sprintf("message origin %q is not the session's node id", m.Origin))
 			return false
 		}
+		ss.received++
 		if f.Type == cluster.TypePublish {
 			s.stats.published.Add(1)
 			s.routePublish(ss, m.Topic, f.Raw)
@@ -404,6 +437,9 @@ func (ss *session) handle(f cluster.Frame) bool {
 		return false
 	case cluster.TypeHello:
 		ss.protocolError(cluster.CodeProtocolError, "second HELLO")
+		return false
+	case cluster.TypeConfirm:
+		ss.protocolError(cluster.CodeProtocolError, "CONFIRM from a client")
 		return false
 	default:
 		// A frame type of a later protocol revision: ignored, so that a

@@ -139,6 +139,7 @@ func Run(t *testing.T, f Factory, opts Options) {
 		{"Commands", testCommands},
 		{"Close", testClose},
 		{"Concurrency", testConcurrency},
+		{"PublishOutcome", testPublishOutcome},
 		{"NodeIDReuse", testNodeIDReuse},
 		{"DuplicateNodeID", testDuplicateNodeID},
 	} {
@@ -253,6 +254,16 @@ func (c *cluster) count(n *node, topic string) (int64, error) {
 
 // watch lets Quiet pass, for a check that something did not happen.
 func (c *cluster) watch() { time.Sleep(c.opts.Quiet) }
+
+// pair starts nodes a and b, b with interest in topic, and waits until a's
+// publishes on topic reach b.
+func (c *cluster) pair(t *testing.T, topic string) (a, b *node) {
+	t.Helper()
+	a, b = c.node(t, "a"), c.node(t, "b")
+	b.b.SetInterest(topic, 1)
+	c.waitInterest(t, a, []string{topic}, b)
+	return a, b
+}
 
 // waitInterest publishes probes from from on every topic until each node of
 // to has received one on each topic, so that the interest of to has reached
@@ -637,6 +648,69 @@ func testDelivery(t *testing.T, c *cluster) {
 	}
 }
 
+// outcomeMessages is how many publishes testPublishOutcome gives up on at
+// various moments.
+const outcomeMessages = 200
+
+// testPublishOutcome: Publish's result says what became of the message.
+// Publishes whose context is already done, or ends within a few
+// microseconds, race the broker: whatever the race gives, a nil result
+// means delivered; an error wrapping broker.ErrUnknownOutcome may go
+// either way; any other error (ErrUnavailable, ctx's error) means never
+// delivered. A marker published after them settles it: by per-publisher
+// order, anything sent before it arrives before it.
+func testPublishOutcome(t *testing.T, c *cluster) {
+	const topic = "outcome"
+	a, b := c.pair(t, topic)
+	type result struct {
+		m   *broker.Message
+		err error
+	}
+	results := make([]result, 0, outcomeMessages)
+	for i := range outcomeMessages {
+		m := c.message(a, topic, []byte(strconv.Itoa(i)))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%8)*25*time.Microsecond)
+		if i%8 == 0 {
+			cancel() // already done
+		}
+		results = append(results, result{m, a.b.Publish(ctx, m)})
+		cancel()
+	}
+	marker := c.publish(t, a, topic, []byte(`"marker"`))
+	if err := wait.Poll(c.opts.DeliveryTimeout, pollInterval, func() error {
+		if !b.rec.hasID(marker.ID) {
+			return errors.New("the marker has not arrived")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var ok, notSent, unknown int
+	for _, r := range results {
+		got := b.rec.hasID(r.m.ID)
+		switch {
+		case r.err == nil:
+			ok++
+			if !got {
+				t.Errorf("Publish of %s returned nil, and it was not delivered before the marker published after it", describe(r.m))
+			}
+		case errors.Is(r.err, broker.ErrUnknownOutcome):
+			unknown++
+			if errors.Is(r.err, broker.ErrUnavailable) || errors.Is(r.err, context.Canceled) || errors.Is(r.err, context.DeadlineExceeded) {
+				t.Errorf("an unknown-outcome error also wraps a 'not sent' one: %v", r.err)
+			}
+		case errors.Is(r.err, broker.ErrUnavailable), errors.Is(r.err, context.Canceled), errors.Is(r.err, context.DeadlineExceeded):
+			notSent++
+			if got {
+				t.Errorf("Publish of %s failed as not sent (%v), and it was delivered", describe(r.m), r.err)
+			}
+		default:
+			t.Errorf("Publish of %s: %v, want nil, ErrUnavailable, ctx's error or ErrUnknownOutcome", describe(r.m), r.err)
+		}
+	}
+	t.Logf("%d publishes given up on early: %d delivered, %d not sent, %d unknown outcome", len(results), ok, notSent, unknown)
+}
+
 // testWithdrawInterest: SetInterest(topic, 0) stops delivery, a positive
 // count restores it, and Count follows.
 func testWithdrawInterest(t *testing.T, c *cluster) {
@@ -698,10 +772,8 @@ const orderedMessages = 2000
 // testOrder: sequential publishes from one node on one topic arrive in order,
 // each once, none lost.
 func testOrder(t *testing.T, c *cluster) {
-	a, b := c.node(t, "a"), c.node(t, "b")
 	const topic = "order"
-	b.b.SetInterest(topic, 1)
-	c.waitInterest(t, a, []string{topic}, b)
+	a, b := c.pair(t, topic)
 	for i := 1; i <= orderedMessages; i++ {
 		c.publish(t, a, topic, []byte(strconv.Itoa(i)))
 	}

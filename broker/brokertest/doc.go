@@ -2,8 +2,8 @@
 // implementation runs: the in-process bus, the topic manager client, Redis and
 // NATS. It checks the guarantees written on the broker.Broker interface
 // (interest routing, commands to every node, no echo to the origin,
-// per-publisher order, at-most-once, cluster-wide counts, Close) the same way
-// for all of them.
+// per-publisher order, at-most-once, cluster-wide counts, Close, what
+// Publish's result says of the message) the same way for all of them.
 //
 // An implementation's test hands Run a Factory that builds one new, isolated
 // cluster per subtest and returns a constructor for unstarted nodes of it:

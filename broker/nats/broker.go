@@ -36,9 +36,12 @@
 // not have re-subscribed yet, and a message published meanwhile would reach
 // none of them (package broker/internal/settle).
 //
-// Publish hands the message to the connection and returns: it fails at
-// once, wrapping broker.ErrUnavailable, while the connection is down, and
-// with ErrTooLarge when the message and its envelope exceed the server's
+// Publish hands the message to the connection and returns nil once the
+// server has answered a flush sent after it; concurrent publishes share
+// one flush round trip. It fails at once, wrapping
+// broker.ErrUnavailable, while the connection is down (not sent), with
+// broker.ErrUnknownOutcome when the flush fails or the caller's context
+// ends first, and with ErrTooLarge when the message and its envelope exceed the server's
 // max_payload (1 MiB by default: set max_payload to at least the gateway's
 // --max-message-size plus 64 KiB). Nothing is retried: delivery is
 // at-most-once, in publish order per publishing node and topic.
@@ -109,6 +112,7 @@ type Broker struct {
 	wg       sync.WaitGroup
 
 	peers peers // the other nodes and the counts waiting for them
+	flush flusher
 
 	lostAt atomic.Int64 // UnixNano of the last disconnect, 0 while connected
 	// gate is the connection's state as the handlers saw it, and its
@@ -149,6 +153,7 @@ func New(cfg Config) (*Broker, error) {
 		stop:      make(chan struct{}),
 		ncClosed:  make(chan struct{}),
 		peers:     newPeers(),
+		flush:     flusher{wake: make(chan struct{}, 1)},
 		closeDone: make(chan struct{}),
 		gate:      settle.NewGate(settle.Resolve(cfg.Settle, cfg.BackoffMax)),
 	}, nil
@@ -243,10 +248,11 @@ func (b *Broker) Start(_ context.Context, nodeID string, h broker.Handler) error
 	b.subsMu.Lock()
 	b.cmdSub = cmdSub
 	b.subsMu.Unlock()
-	b.wg.Add(2) // under mu: a concurrent Close waits for them
+	b.wg.Add(3) // under mu: a concurrent Close waits for them
 	b.mu.Unlock()
 	go b.receiveLoop()
 	go b.interestLoop()
+	go b.flushLoop(nc)
 
 	b.subscribed.Store(true)
 	if nc.IsConnected() {
@@ -287,11 +293,14 @@ func (b *Broker) unavailable(what string, err error) error {
 
 var errNotConnected = errors.New("not connected")
 
-// Publish implements broker.Broker: it hands m to the connection, which
-// writes it in the background. It fails at once while the connection is
-// down, and with ErrTooLarge if the envelope exceeds the server's
-// max_payload.
-func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
+// Publish implements broker.Broker: it hands m to the connection and
+// returns nil once the server has answered a flush sent after it
+// (concurrent publishes share one flush). It fails at once, wrapping
+// broker.ErrUnavailable, while the connection is down, and with
+// ErrTooLarge if the envelope exceeds the server's max_payload: m was not
+// sent. Once m is in the connection's buffer, a failed flush or the end of
+// ctx before the answer fails it with broker.ErrUnknownOutcome.
+func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	nc, err := b.conn()
 	if err != nil {
 		return err
@@ -303,7 +312,10 @@ func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
 	if m.Kind != broker.KindCommand {
 		subject = b.subj.topic(m.Topic)
 	}
-	if !nc.IsConnected() {
+	// lostAt first: while nats.go reconnects it may hold the
+	// connection's lock for a whole dial (a server that accepts and says
+	// nothing), and IsConnected or Publish would wait for it.
+	if b.lostAt.Load() != 0 || !nc.IsConnected() {
 		b.stats.publishErrors.Add(1)
 		return b.unavailable("publish", errNotConnected)
 	}
@@ -317,12 +329,29 @@ func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
 		return fmt.Errorf("%w: %d bytes of data make a %d-byte message; the server's max_payload is %d (raise it to the gateway's --max-message-size + 64 KiB)",
 			ErrTooLarge, len(m.Data), size, limit)
 	}
-	if err := nc.Publish(subject, envelope.Append(nil, m)); err != nil {
+	if err := ctx.Err(); err != nil {
+		b.stats.publishErrors.Add(1)
+		return b.unavailable("publish not sent", err) // once handed over, it could only be unknown
+	}
+	done, err := b.flush.publish(nc, subject, envelope.Append(nil, m))
+	if err != nil {
+		if errors.Is(err, broker.ErrClosed) {
+			return err
+		}
 		b.stats.publishErrors.Add(1)
 		if errors.Is(err, natsgo.ErrMaxPayload) {
 			return fmt.Errorf("%w: %w", ErrTooLarge, err)
 		}
 		return b.unavailable("publish", err)
+	}
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		b.stats.publishErrors.Add(1)
+		return fmt.Errorf("%w: nats: published, the server did not answer the flush after it: %v", broker.ErrUnknownOutcome, err)
 	}
 	b.stats.published.Add(1)
 	return nil
@@ -364,6 +393,7 @@ func (b *Broker) Close() error {
 		b.closed = true
 		nc := b.nc
 		b.mu.Unlock()
+		b.flush.close() // flushLoop answers the publishes in flight, then returns
 		close(b.stop)
 		b.wg.Wait()
 		if nc != nil {
@@ -524,6 +554,10 @@ type Stats struct {
 	PublishErrors int64
 	Received      int64
 	Malformed     int64
+	// Flushes counts the flush round trips that confirmed publishes:
+	// concurrent publishes share one, so under load it grows slower than
+	// Published.
+	Flushes int64
 	// Dropped counts the messages the client dropped because the delivery
 	// queue was full; SlowConsumer the times that began.
 	Dropped      int64
@@ -538,6 +572,7 @@ type counters struct {
 	lastOutage, totalOutage                       atomic.Int64 // nanoseconds
 	published, publishErrors, received, malformed atomic.Int64
 	slowConsumer, slowLogged                      atomic.Int64
+	flushes                                       atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -547,7 +582,7 @@ func (b *Broker) Stats() Stats {
 		Connected: c.connected.Load(), Sessions: c.sessions.Load(), Outages: c.outages.Load(),
 		LastOutage: time.Duration(c.lastOutage.Load()), TotalOutage: time.Duration(c.totalOutage.Load()),
 		Published: c.published.Load(), PublishErrors: c.publishErrors.Load(), Received: c.received.Load(),
-		Malformed: c.malformed.Load(), SlowConsumer: c.slowConsumer.Load(),
+		Malformed: c.malformed.Load(), SlowConsumer: c.slowConsumer.Load(), Flushes: c.flushes.Load(),
 		Members: len(b.peers.alive(time.Now(), b.cfg.Heartbeat)),
 	}
 	b.subsMu.Lock()

@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/firetower-go/firetower/broker/nats"
 	"github.com/firetower-go/firetower/internal/clustertest"
@@ -54,4 +55,14 @@ func TestNATSKilledUnderStream(t *testing.T) {
 			t.Errorf("broker %d: stats after the outage: %+v", i+1, s)
 		}
 	}
+}
+
+// A nats-server paused with SIGSTOP for 3 s under a stream of publishes
+// with a 300 ms context: none begun during the pause returns nil (its
+// flush is not answered), every acknowledged one is delivered, and none
+// that failed as not sent ever is.
+func TestStalledNATS(t *testing.T) {
+	srv := clustertest.StartNATS(t, "")
+	cfg := fastConfig("nats://"+srv.Addr, clustertest.UniquePrefix(t))
+	clustertest.StalledServer(t, srv, newBroker(t, cfg), newBroker(t, cfg), 3*time.Second)
 }

@@ -30,10 +30,14 @@
 // accepts a PUBLISH before the other nodes have re-subscribed, and that
 // message would reach none of them (package broker/internal/settle).
 //
-// Publish sends the message and waits for Redis to acknowledge it:
-// concurrent publishes are pipelined on one connection, and a failure
-// (Redis down or not answering) is returned to the caller, wrapping
-// broker.ErrUnavailable. Nothing is retried: delivery is at-most-once, in
+// Publish sends the message and returns nil once Redis replied to its
+// PUBLISH: concurrent publishes are pipelined on one connection, queued in
+// a bounded queue (Config.PublishQueue; full, a publish fails at once). A
+// failure is returned to the caller wrapping broker.ErrUnavailable when
+// the message was certainly not published (Redis down, the queue full, the
+// caller's context ended while it was queued: it is then cancelled and
+// never sent), or broker.ErrUnknownOutcome when it was sent and no reply
+// came (Redis stalled, the connection broke). Nothing is retried: delivery is at-most-once, in
 // publish order per publishing node and topic (one connection delivers all
 // of a node's subscriptions in Redis's order).
 //
@@ -139,7 +143,7 @@ func New(cfg Config) (*Broker, error) {
 		closeDone: make(chan struct{}),
 		gate:      settle.NewGate(settle.Resolve(cfg.Settle, cfg.BackoffMax)),
 	}
-	b.pub.wake = make(chan struct{}, 1)
+	b.pub = newPublisher(cfg.PublishQueue)
 	b.sub.subscribed = make(map[string]struct{})
 	return b, nil
 }
@@ -224,8 +228,12 @@ func (b *Broker) unavailable(what string, err error) error {
 }
 
 // Publish implements broker.Broker: it sends m on its topic's channel (a
-// command on the command channel) and returns once Redis has accepted it,
-// or failed, or ctx ended. Concurrent calls share pipelined round trips.
+// command on the command channel) and returns nil once Redis has replied
+// to the PUBLISH. Concurrent calls share pipelined round trips. It fails
+// at once with an error wrapping broker.ErrUnavailable when the publish
+// queue (Config.PublishQueue) is full. When ctx ends first, a publish still
+// queued is cancelled, never sent (ErrUnavailable and ctx's error), and
+// one already sent fails with broker.ErrUnknownOutcome.
 func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	if err := b.usable(); err != nil {
 		return err
@@ -243,21 +251,43 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	} else {
 		r.channel, r.sharded = b.names.topic(m.Topic), b.cfg.Sharded
 	}
-	b.pub.enqueue(r)
+	switch err := b.pub.enqueue(r); {
+	case errors.Is(err, errStopped):
+		return broker.ErrClosed
+	case err != nil:
+		b.stats.publishErrors.Add(1)
+		return b.unavailable("publish", fmt.Errorf("%w (%d publishes waiting for redis)", err, b.cfg.PublishQueue))
+	}
 	select {
 	case err := <-r.done:
 		if err != nil {
 			b.stats.publishErrors.Add(1)
-			return b.unavailable("publish", err)
+			return err
 		}
 		b.stats.published.Add(1)
 		return nil
 	case <-ctx.Done():
-		b.stats.publishErrors.Add(1)
-		return b.unavailable("publish", ctx.Err())
-	case <-b.stop:
-		return broker.ErrClosed
 	}
+	b.stats.publishErrors.Add(1)
+	if b.pub.cancel(r) {
+		return b.unavailable("publish not sent", ctx.Err())
+	}
+	select {
+	case err := <-r.done: // answered meanwhile
+		if err == nil {
+			b.stats.publishErrors.Add(-1)
+			b.stats.published.Add(1)
+		}
+		return err
+	default:
+	}
+	return b.unknownOutcome("sent, no reply before the caller gave up: " + ctx.Err().Error())
+}
+
+// unknownOutcome wraps broker.ErrUnknownOutcome: a PUBLISH sent without a
+// reply.
+func (b *Broker) unknownOutcome(why string) error {
+	return fmt.Errorf("%w: redis %s: %s", broker.ErrUnknownOutcome, b.cfg.Options.Addr, why)
 }
 
 // SetInterest implements broker.Broker: it records the count and wakes the

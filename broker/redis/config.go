@@ -50,6 +50,12 @@ const (
 	// DefaultIOTimeout bounds one read or write of a command: a Redis that
 	// stops answering fails a Publish or Count after this long.
 	DefaultIOTimeout = 3 * time.Second
+	// DefaultPublishQueue bounds the publishes waiting for their turn on
+	// the publishing connection: with Redis slow or unreachable, a publish
+	// beyond it fails at once (broker.ErrUnavailable, 503 in the push
+	// API) instead of piling up callers and memory. At the pipeline's
+	// batch size (512) it is 8 round trips of backlog.
+	DefaultPublishQueue = 4096
 )
 
 // DefaultSettle is the settle window with the default backoff:
@@ -93,6 +99,10 @@ type Config struct {
 	// answers, and may then reach no other node). The URL parameter
 	// settle=D sets it, settle=0 turns it off.
 	Settle time.Duration
+	// PublishQueue is the most publishes that may wait to be sent (default
+	// DefaultPublishQueue); a publish that finds the queue full fails at
+	// once with an error wrapping broker.ErrUnavailable.
+	PublishQueue int
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -193,6 +203,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
 		}
 	}
+	if c.PublishQueue < 0 {
+		errs = append(errs, errors.New("PublishQueue must not be negative"))
+	}
 	if c.Lease > 0 && c.Lease < minLease {
 		errs = append(errs, fmt.Errorf("Lease %v is below %v", c.Lease, minLease))
 	}
@@ -222,6 +235,9 @@ func (c Config) withDefaults() Config {
 	def(&c.BackoffMin, DefaultBackoffMin)
 	def(&c.BackoffMax, max(DefaultBackoffMax, c.BackoffMin))
 	def(&c.StartWait, DefaultStartWait)
+	if c.PublishQueue == 0 {
+		c.PublishQueue = DefaultPublishQueue
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -15,7 +15,10 @@
 // jitter, capped, after every failure; after each (re)connect the broker
 // sends the manager the whole interest table of the topics it owns, then
 // SYNC, so a restarted manager is repopulated without any client action.
-// While a topic's owner is down, Publish and Count fail fast with an error
+// Publish returns once the owner has confirmed the message (CONFIRM,
+// protocol version 2); a connection on which a publish waits
+// Config.ConfirmTimeout for its confirmation is declared down. While a
+// topic's owner is down, Publish and Count fail fast with an error
 // wrapping broker.ErrUnavailable; Publish keeps failing so for
 // Config.Settle after the connection is back, until the other gateways
 // have re-sent their interest (package broker/internal/settle).
@@ -187,9 +190,15 @@ func (b *Broker) owner(topic string) *link { return b.links[Owner(b.keys, topic)
 
 // Publish implements broker.Broker. A publish goes to the owner of its
 // topic; a command to the first manager of its topic's ranking that is up.
-// It waits for room in the connection's queue, bounded by ctx, and fails
-// with an error wrapping broker.ErrUnavailable if the manager is down (after
-// Config.PublishWait) or the queue stays full.
+// It returns nil once that manager has confirmed the message (CONFIRM,
+// docs/protocol.md), having routed it to the gateways with interest. It
+// waits for room in the connection's queue and for the confirmation,
+// bounded by ctx, and fails with an error wrapping broker.ErrUnavailable
+// if the manager is down (after Config.PublishWait) or the message could
+// not be sent before ctx ended (it is then never sent), or with one
+// wrapping broker.ErrUnknownOutcome if it was sent but not confirmed. A
+// connection on which a publish waits Config.ConfirmTimeout for its
+// confirmation is declared down and re-established.
 func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	if err := b.usable(); err != nil {
 		return err
@@ -202,7 +211,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	if m.Kind == broker.KindCommand {
 		l = b.firstUp(m.Topic)
 	}
-	return l.enqueue(ctx, frame, true)
+	return l.publish(ctx, frame)
 }
 
 // firstUp returns the best-ranked manager for topic that is connected and

@@ -50,6 +50,15 @@ const (
 	// one manager's writer; Publish waits for room (bounded by its context).
 	DefaultQueueFrames = 8192
 	DefaultQueueBytes  = 64 << 20
+	// DefaultConfirmTimeout is how long a publish may wait for the
+	// manager's CONFIRM before the connection is declared down: a
+	// confirmation normally takes one round trip (well under a
+	// millisecond on a LAN, tens of milliseconds under load), while a
+	// manager that is paused, or a path that silently drops packets,
+	// answers nothing and would otherwise be noticed only at the
+	// heartbeat deadline (three heartbeats, 15 s), every publish of the
+	// meantime lost. Publishes then fail fast while the link reconnects.
+	DefaultConfirmTimeout = 2 * time.Second
 )
 
 // DefaultSettle is the settle window with the default backoff:
@@ -94,6 +103,11 @@ type Config struct {
 	// once: a publisher learns of an outage immediately instead of piling
 	// up waiting callers.
 	PublishWait time.Duration
+	// ConfirmTimeout is how long a publish waits for its confirmation by
+	// the manager before the connection is declared down and re-established
+	// (default DefaultConfirmTimeout). Publish itself returns earlier if
+	// its context ends.
+	ConfirmTimeout time.Duration
 	// Settle is how long, after a connection to a manager is restored
 	// (not after the first one), publishes of the topics it owns keep
 	// failing with an error wrapping broker.ErrUnavailable (or wait for
@@ -223,7 +237,7 @@ func (c *Config) Validate() error {
 	}{
 		{"DialTimeout", c.DialTimeout}, {"HandshakeTimeout", c.HandshakeTimeout}, {"Heartbeat", c.Heartbeat},
 		{"WriteTimeout", c.WriteTimeout}, {"BackoffMin", c.BackoffMin}, {"BackoffMax", c.BackoffMax},
-		{"StartWait", c.StartWait}, {"PublishWait", c.PublishWait},
+		{"StartWait", c.StartWait}, {"PublishWait", c.PublishWait}, {"ConfirmTimeout", c.ConfirmTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
@@ -260,6 +274,7 @@ func (c Config) withDefaults() Config {
 	def(&c.BackoffMin, DefaultBackoffMin)
 	def(&c.BackoffMax, max(DefaultBackoffMax, c.BackoffMin))
 	def(&c.StartWait, DefaultStartWait)
+	def(&c.ConfirmTimeout, DefaultConfirmTimeout)
 	if c.MaxFrame == 0 {
 		c.MaxFrame = cluster.DefaultMaxFrame
 	}

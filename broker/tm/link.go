@@ -36,14 +36,23 @@ type link struct {
 	// and holds publishes back for the settle window after a reconnection.
 	gate *settle.Gate
 
-	mu       sync.Mutex
-	conn     net.Conn // the live connection, nil while down
-	up       bool     // handshake done and not yet torn down
-	upCh     chan struct{}
-	downCh   chan struct{} // closed when the live connection ends
-	peerMax  int           // the manager's frame limit
-	queue    [][]byte
-	bytes    int
+	mu      sync.Mutex
+	conn    net.Conn // the live connection, nil while down
+	up      bool     // handshake done and not yet torn down
+	upCh    chan struct{}
+	downCh  chan struct{} // closed when the live connection ends
+	peerMax int           // the manager's frame limit
+	queue   []outFrame
+	bytes   int
+	// Publishes of the live connection taken by the writer (numbered
+	// from 1 in the order written, as the manager counts them) and not
+	// yet confirmed, oldest first; watchdog fires when the oldest has
+	// waited ConfirmTimeout.
+	taken    uint64
+	inflight []*publish
+	watchdog *time.Timer
+	stalled  bool          // the watchdog closed the connection
+	settled  chan struct{} // capacity 1: the last publish in flight was confirmed
 	room     chan struct{} // capacity 1: the writer took the queue
 	pending  map[uint64]chan int64
 	leaving  bool // Close asked for a goodbye
@@ -53,16 +62,36 @@ type link struct {
 	connects int64
 }
 
+// outFrame is a frame queued for the writer: a publish or command (pub set)
+// or a control frame.
+type outFrame struct {
+	b   []byte
+	pub *publish
+}
+
+// publish is the state of one Publish call's frame, guarded by link.mu:
+// queued (seq 0), then taken by the writer (seq set: handed to the network),
+// then resolved through done. A caller that gives up while it is queued
+// cancels it, and the writer skips it: a publish reported failed never goes
+// out later.
+type publish struct {
+	seq       uint64
+	at        time.Time // when the writer took it
+	cancelled bool
+	done      chan error // capacity 1: nil once confirmed, or why not
+}
+
 func newLink(b *Broker, idx int, m Manager) *link {
 	return &link{
 		b: b, idx: idx, m: m,
-		tried:  make(chan struct{}),
-		wake:   make(chan struct{}, 1),
-		dirty:  make(map[string]struct{}),
-		upCh:   make(chan struct{}),
-		downCh: make(chan struct{}),
-		room:   make(chan struct{}, 1),
-		gate:   settle.NewGate(settle.Resolve(b.cfg.Settle, b.cfg.BackoffMax)),
+		tried:   make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		dirty:   make(map[string]struct{}),
+		upCh:    make(chan struct{}),
+		downCh:  make(chan struct{}),
+		room:    make(chan struct{}, 1),
+		settled: make(chan struct{}, 1),
+		gate:    settle.NewGate(settle.Resolve(b.cfg.Settle, b.cfg.BackoffMax)),
 	}
 }
 
@@ -135,12 +164,49 @@ func (l *link) awaitUp(ctx context.Context, upCh chan struct{}) error {
 	}
 }
 
-// enqueue queues frame for the writer. With limit (a publish), it fails
+// publish queues a PUBLISH or COMMAND frame and waits for the manager to
+// confirm it. It fails with an error wrapping broker.ErrUnavailable, ctx's
+// error too if ctx ended, when the frame was not sent (the link is down or
+// settling, the queue stayed full, ctx ended before the writer took the
+// frame: it is then cancelled and never sent), and with one wrapping
+// broker.ErrUnknownOutcome when the frame was handed to the network but
+// not confirmed (ctx ended, or the connection failed, first).
+func (l *link) publish(ctx context.Context, frame []byte) error {
+	p := &publish{done: make(chan error, 1)}
+	if err := l.enqueue(ctx, frame, p); err != nil {
+		return err
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case err := <-p.done: // resolved meanwhile
+		return err
+	default:
+	}
+	if p.seq == 0 {
+		p.cancelled = true
+		return fmt.Errorf("%w: %s: not sent: %w", broker.ErrUnavailable, l.name(), ctx.Err())
+	}
+	return l.errUnknown(fmt.Sprintf("sent, not confirmed before the caller gave up (%v)", ctx.Err()))
+}
+
+// errUnknown wraps broker.ErrUnknownOutcome with the manager's name.
+func (l *link) errUnknown(why string) error {
+	return fmt.Errorf("%w: %s: %s", broker.ErrUnknownOutcome, l.name(), why)
+}
+
+// enqueue queues frame for the writer. With pub (a publish), it fails
 // during the settle window after a reconnection (or waits for its end,
 // within PublishWait) and waits for room in a full queue (bounded by ctx);
-// control frames (limit false) always go in.
-func (l *link) enqueue(ctx context.Context, frame []byte, limit bool) error {
+// control frames (pub nil) always go in.
+func (l *link) enqueue(ctx context.Context, frame []byte, pub *publish) error {
 	cfg := &l.b.cfg
+	limit := pub != nil
 	waited, settleWaited := false, false
 	for {
 		l.mu.Lock()
@@ -179,7 +245,7 @@ func (l *link) enqueue(ctx context.Context, frame []byte, limit bool) error {
 		}
 		full := len(l.queue) >= cfg.QueueFrames || (len(l.queue) > 0 && l.bytes+len(frame) > cfg.QueueBytes)
 		if !limit || !full {
-			l.queue = append(l.queue, frame)
+			l.queue = append(l.queue, outFrame{b: frame, pub: pub})
 			l.bytes += len(frame)
 			l.mu.Unlock()
 			l.signal()
@@ -222,7 +288,7 @@ func (l *link) count(ctx context.Context, topic string, id uint64) (int64, error
 			l.pending = make(map[uint64]chan int64)
 		}
 		l.pending[id] = reply
-		l.queue = append(l.queue, cluster.AppendCount(nil, cluster.CountRequest{ReqID: id, Topic: topic}))
+		l.queue = append(l.queue, outFrame{b: cluster.AppendCount(nil, cluster.CountRequest{ReqID: id, Topic: topic})})
 		down := l.downCh
 		l.mu.Unlock()
 		l.signal()
@@ -320,7 +386,8 @@ func (l *link) run() {
 			}
 			failures++
 			var ce *closedError
-			if errors.As(err, &ce) && (ce.code == cluster.CodeUnauthorized || ce.code == cluster.CodeReplaced) {
+			if errors.As(err, &ce) && (ce.code == cluster.CodeUnauthorized || ce.code == cluster.CodeReplaced ||
+				ce.code == cluster.CodeUnsupportedVersion) {
 				attempt = max(attempt, 32) // retrying fast cannot help
 				log.Error("topic manager refused the session", "err", err)
 				continue
@@ -402,11 +469,16 @@ func (l *link) dial() (net.Conn, *cluster.Reader, cluster.Welcome, error) {
 	if err != nil {
 		return fail(fmt.Errorf("handshake: %w", err))
 	}
-	switch f.Type {
-	case cluster.TypeWelcome:
-	case cluster.TypeClose:
+	switch {
+	case f.Type == cluster.TypeClose:
 		c, _ := cluster.ParseClose(f.Body())
 		return fail(&closedError{code: c.Code, reason: c.Reason})
+	case f.Version != cluster.Version:
+		// Publishes need the manager's confirmations (version 2):
+		// managers are upgraded before the gateways.
+		return fail(&closedError{code: cluster.CodeUnsupportedVersion,
+			reason: fmt.Sprintf("the manager speaks protocol version %d; this node needs %d", f.Version, cluster.Version)})
+	case f.Type == cluster.TypeWelcome:
 	default:
 		return fail(fmt.Errorf("handshake: got %v, want WELCOME", f.Type))
 	}
@@ -501,18 +573,119 @@ func (l *link) serve(conn net.Conn, r *cluster.Reader, w cluster.Welcome, first 
 
 	_ = conn.Close()
 	l.mu.Lock()
+	if l.stalled {
+		l.stalled = false
+		err = fmt.Errorf("publishes not confirmed within %v (ConfirmTimeout): %w", l.b.cfg.ConfirmTimeout, err)
+	}
 	l.conn, l.up = nil, false
 	l.gate.Down()
 	l.upCh = make(chan struct{})
 	close(l.downCh)
 	l.downCh = make(chan struct{})
-	clear(l.queue)
-	l.queue, l.bytes = l.queue[:0], 0
+	l.failPublishes(err)
 	clear(l.pending)
 	l.mu.Unlock()
 	close(done)
 	writer.Wait()
 	return code, err
+}
+
+// failPublishes resolves the publishes of a connection that ended (err says
+// why): those the writer took may have reached the manager (unknown
+// outcome), the queued ones were never sent. Called with l.mu held.
+func (l *link) failPublishes(err error) {
+	for _, p := range l.inflight {
+		p.done <- l.errUnknown(fmt.Sprintf("sent, then the connection ended before the manager confirmed it: %v", err))
+	}
+	for _, f := range l.queue {
+		if f.pub != nil && !f.pub.cancelled {
+			f.pub.done <- l.errUnavailable(fmt.Sprintf("disconnected before the publish was sent: %v", err))
+		}
+	}
+	clear(l.inflight)
+	clear(l.queue)
+	l.inflight, l.queue, l.bytes, l.taken = l.inflight[:0], l.queue[:0], 0, 0
+	if l.watchdog != nil {
+		l.watchdog.Stop()
+		l.watchdog = nil
+	}
+}
+
+// take moves the queued frames to batch for the writer of conn: publishes
+// are numbered and become in flight (cancelled ones are dropped), and the
+// confirmation watchdog is armed. Called with l.mu held.
+func (l *link) take(batch [][]byte, conn net.Conn) [][]byte {
+	now := time.Now()
+	for _, f := range l.queue {
+		if p := f.pub; p != nil {
+			if p.cancelled {
+				continue
+			}
+			l.taken++
+			p.seq, p.at = l.taken, now
+			l.inflight = append(l.inflight, p)
+		}
+		batch = append(batch, f.b)
+	}
+	clear(l.queue)
+	l.queue, l.bytes = l.queue[:0], 0
+	if len(l.inflight) > 0 && l.watchdog == nil {
+		l.watchdog = time.AfterFunc(l.b.cfg.ConfirmTimeout, func() { l.watch(conn) })
+	}
+	return batch
+}
+
+// confirm resolves the publishes the manager confirmed: the first n of the
+// connection.
+func (l *link) confirm(n uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n > l.taken {
+		return fmt.Errorf("manager confirmed %d publishes of %d sent", n, l.taken)
+	}
+	i := 0
+	for ; i < len(l.inflight) && l.inflight[i].seq <= n; i++ {
+		l.inflight[i].done <- nil
+	}
+	rest := copy(l.inflight, l.inflight[i:])
+	clear(l.inflight[rest:])
+	l.inflight = l.inflight[:rest]
+	if rest == 0 {
+		select {
+		case l.settled <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// watch declares conn down if its oldest unconfirmed publish has waited
+// ConfirmTimeout, and otherwise re-arms itself for the oldest one's
+// deadline. Closing the connection ends its reader, and the link
+// reconnects as after any failure; publishes fail fast meanwhile.
+func (l *link) watch(conn net.Conn) {
+	timeout := l.b.cfg.ConfirmTimeout
+	l.mu.Lock()
+	if l.conn != conn {
+		l.mu.Unlock()
+		return // the connection this watchdog served is gone
+	}
+	l.watchdog = nil
+	if len(l.inflight) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	if waited := time.Since(l.inflight[0].at); waited < timeout {
+		l.watchdog = time.AfterFunc(timeout-waited, func() { l.watch(conn) })
+		l.mu.Unlock()
+		return
+	}
+	n := len(l.inflight)
+	l.stalled = true
+	l.mu.Unlock()
+	l.logger().Warn("topic manager did not confirm publishes in time; declaring the connection down",
+		"confirm_timeout", timeout, "unconfirmed", n)
+	_ = conn.Close()
 }
 
 func (l *link) readLoop(conn net.Conn, r *cluster.Reader, heartbeat time.Duration) (cluster.Code, error) {
@@ -535,8 +708,16 @@ func (l *link) readLoop(conn net.Conn, r *cluster.Reader, heartbeat time.Duratio
 			if err != nil {
 				return cluster.CodeProtocolError, err
 			}
-			_ = l.enqueue(context.Background(), cluster.AppendPong(nil, nonce), false)
+			_ = l.enqueue(context.Background(), cluster.AppendPong(nil, nonce), nil)
 		case cluster.TypePong:
+		case cluster.TypeConfirm:
+			n, err := cluster.ParseConfirm(f.Body())
+			if err == nil {
+				err = l.confirm(n)
+			}
+			if err != nil {
+				return cluster.CodeProtocolError, err
+			}
 		case cluster.TypeCountReply:
 			rep, err := cluster.ParseCountReply(f.Body())
 			if err != nil {
@@ -596,9 +777,7 @@ func (l *link) writeLoop(conn net.Conn, heartbeat time.Duration, done chan struc
 			entries = l.takeInterest(resync)
 		}
 		l.mu.Lock()
-		batch = append(batch, l.queue...)
-		clear(l.queue)
-		l.queue, l.bytes = l.queue[:0], 0
+		batch = l.take(batch, conn)
 		leaving, peerMax := l.leaving, l.peerMax
 		l.mu.Unlock()
 		select {
@@ -629,6 +808,12 @@ func (l *link) writeLoop(conn net.Conn, heartbeat time.Duration, done chan struc
 		clear(batch)
 		batch = batch[:0]
 		if leaving {
+			// The goodbye ends the session at once: the publishes
+			// written before it are confirmed first (within half the
+			// close grace), so that none returns an unknown outcome.
+			if bw.Flush() == nil {
+				l.awaitConfirmed(done)
+			}
 			_, _ = bw.Write(cluster.AppendClose(nil, cluster.Close{Code: cluster.CodeBye, Reason: "gateway closing"}))
 			if bw.Flush() == nil {
 				l.mu.Lock()
@@ -640,6 +825,28 @@ func (l *link) writeLoop(conn net.Conn, heartbeat time.Duration, done chan struc
 		}
 		if err := bw.Flush(); err != nil {
 			fail()
+			return
+		}
+	}
+}
+
+// awaitConfirmed waits until no publish is in flight, at most half the
+// close grace or until the connection ends.
+func (l *link) awaitConfirmed(done chan struct{}) {
+	timer := time.NewTimer(closeGrace / 2)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		n := len(l.inflight)
+		l.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-l.settled:
+		case <-timer.C:
+			return
+		case <-done:
 			return
 		}
 	}

@@ -17,6 +17,9 @@ type proxy struct {
 	frozen atomic.Bool
 	stop   chan struct{} // closed by close
 
+	pauseMu sync.Mutex
+	resumed chan struct{} // non-nil while paused; closed by resume
+
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
@@ -69,6 +72,9 @@ func (p *proxy) accept() {
 				}
 				n, err := src.Read(buf)
 				if n > 0 {
+					if !p.hold() {
+						return
+					}
 					if _, werr := dst.Write(buf[:n]); werr != nil {
 						return
 					}
@@ -86,6 +92,43 @@ func (p *proxy) accept() {
 // freeze stops relaying from the target to the clients, as a peer that
 // stops reading would; the connections stay open.
 func (p *proxy) freeze() { p.frozen.Store(true) }
+
+// pause stops relaying in both directions, as a black hole or a paused
+// peer: nothing is lost, and nothing passes until resume. The connections
+// stay open.
+func (p *proxy) pause() {
+	p.pauseMu.Lock()
+	defer p.pauseMu.Unlock()
+	if p.resumed == nil {
+		p.resumed = make(chan struct{})
+	}
+}
+
+// resume relays again, first what was held.
+func (p *proxy) resume() {
+	p.pauseMu.Lock()
+	defer p.pauseMu.Unlock()
+	if p.resumed != nil {
+		close(p.resumed)
+		p.resumed = nil
+	}
+}
+
+// hold waits while the proxy is paused; false if it closed meanwhile.
+func (p *proxy) hold() bool {
+	p.pauseMu.Lock()
+	ch := p.resumed
+	p.pauseMu.Unlock()
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-p.stop:
+		return false
+	}
+}
 
 // cut closes every relayed connection; new ones are still accepted.
 func (p *proxy) cut() {

@@ -57,8 +57,11 @@ func (p *Publisher) nextID() uint64 {
 }
 
 // Publish sends data (one JSON value) to every subscriber of topic in the
-// cluster and returns the message id. It fails with an error wrapping
-// broker.ErrUnavailable while the topic's manager is down.
+// cluster and returns the message id once the topic's manager has confirmed
+// the message (as Broker.Publish). It fails with an error wrapping
+// broker.ErrUnavailable when the message was not sent (the topic's manager
+// is down, or ctx ended first), and with one wrapping
+// broker.ErrUnknownOutcome when it was sent but not confirmed.
 func (p *Publisher) Publish(ctx context.Context, topic string, data []byte) (uint64, error) {
 	if err := protocol.ValidateTopic(topic, 0); err != nil {
 		return 0, err

@@ -27,9 +27,21 @@ import (
 	"math"
 )
 
-// Version is the protocol version this package speaks, carried by every
-// frame.
-const Version = 1
+// Protocol versions. Every frame carries the version of its session:
+// a client writes its HELLO in the highest version it speaks, the manager
+// answers in that version if it speaks it (or closes with
+// CodeUnsupportedVersion), and both sides then write that version. The
+// frame layouts of version 1 are unchanged in version 2, which adds
+// CONFIRM: a manager confirms the publishes of a version-2 session only.
+const (
+	// Version is the highest version this package speaks, the one its
+	// Append functions stamp.
+	Version = 2
+	// MinVersion is the oldest version a Reader accepts: a manager still
+	// serves gateways of version 1 (without confirmations), so that
+	// managers can be upgraded before the gateways.
+	MinVersion = 1
+)
 
 // Frame layout.
 const (
@@ -66,12 +78,13 @@ const (
 	TypeCount      Type = 9  // client -> manager: request id, topic
 	TypeCountReply Type = 10 // manager -> client: request id, count
 	TypeClose      Type = 11 // both ways: code, reason; the sender then closes
+	TypeConfirm    Type = 12 // manager -> client (version 2): how many PUBLISH and COMMAND frames it has received
 )
 
 var typeNames = map[Type]string{
 	TypeHello: "HELLO", TypeWelcome: "WELCOME", TypePing: "PING", TypePong: "PONG",
 	TypeInterest: "INTEREST", TypeSync: "SYNC", TypePublish: "PUBLISH", TypeCommand: "COMMAND",
-	TypeCount: "COUNT", TypeCountReply: "COUNT_REPLY", TypeClose: "CLOSE",
+	TypeCount: "COUNT", TypeCountReply: "COUNT_REPLY", TypeClose: "CLOSE", TypeConfirm: "CONFIRM",
 }
 
 // String returns the type's name in docs/protocol.md.
@@ -94,8 +107,9 @@ var (
 // Raw is never reused by the Reader: it is the frame's own allocation and may
 // be kept and shared.
 type Frame struct {
-	Type Type
-	Raw  []byte
+	Version uint8
+	Type    Type
+	Raw     []byte
 }
 
 // Body returns the frame's body.
@@ -139,15 +153,40 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	if _, err := io.ReadFull(r.r, r.hdr[LengthLen:]); err != nil {
 		return Frame{}, unexpected(err)
 	}
-	if v := r.hdr[LengthLen]; v != Version {
-		return Frame{}, fmt.Errorf("%w: %d (this node speaks %d)", ErrVersion, v, Version)
+	v := r.hdr[LengthLen]
+	if v < MinVersion || v > Version {
+		return Frame{}, fmt.Errorf("%w: %d (this node speaks %d to %d)", ErrVersion, v, MinVersion, Version)
 	}
 	raw := make([]byte, LengthLen+int(n))
 	copy(raw, r.hdr[:])
 	if _, err := io.ReadFull(r.r, raw[HeaderLen:]); err != nil {
 		return Frame{}, unexpected(err)
 	}
-	return Frame{Type: Type(r.hdr[LengthLen+1]), Raw: raw}, nil
+	return Frame{Version: v, Type: Type(r.hdr[LengthLen+1]), Raw: raw}, nil
+}
+
+// Buffered returns the number of bytes read from the stream and not yet
+// returned in a frame: 0 means the next ReadFrame will wait for the peer,
+// so a manager confirms what it has received once per batch of frames
+// that arrived together.
+func (r *Reader) Buffered() int { return r.r.Buffered() }
+
+// WriteVersion writes frame (one whole frame) to w stamped with version v
+// instead of its own, without changing frame: a manager forwards the raw
+// frames of version-2 clients to a version-1 gateway this way.
+func WriteVersion(w io.Writer, frame []byte, v uint8) error {
+	if len(frame) < HeaderLen || frame[LengthLen] == v {
+		_, err := w.Write(frame)
+		return err
+	}
+	if _, err := w.Write(frame[:LengthLen]); err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte{v}); err != nil {
+		return err
+	}
+	_, err := w.Write(frame[LengthLen+1:])
+	return err
 }
 
 func unexpected(err error) error {

@@ -36,12 +36,31 @@ func sampleFrames() map[string][]byte {
 		"count":        AppendCount(nil, CountRequest{ReqID: 3, Topic: "t"}),
 		"count-reply":  AppendCountReply(nil, CountReply{ReqID: 3, Count: 12345}),
 		"close":        AppendClose(nil, Close{Code: CodeSlowConsumer, Reason: "queue full"}),
+		"confirm":      AppendConfirm(nil, math.MaxUint64),
+		"publish-v1":   withVersion(AppendMessage(nil, &broker.Message{Topic: "t", ID: 1, Origin: "gw-old", Data: []byte(`1`)}), 1),
 	}
 }
 
-// parseAny parses a frame per its type and re-encodes the result, so that a
-// frame that parses is checked to be canonical.
+// withVersion returns a copy of frame stamped with version v.
+func withVersion(frame []byte, v uint8) []byte {
+	var b bytes.Buffer
+	if err := WriteVersion(&b, frame, v); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+// parseAny parses a frame per its type and re-encodes the result in the
+// frame's version, so that a frame that parses is checked to be canonical.
 func parseAny(f Frame) ([]byte, error) {
+	b, err := parseType(f)
+	if err != nil {
+		return nil, err
+	}
+	return withVersion(b, f.Version), nil
+}
+
+func parseType(f Frame) ([]byte, error) {
 	body := f.Body()
 	switch f.Type {
 	case TypeHello:
@@ -79,6 +98,9 @@ func parseAny(f Frame) ([]byte, error) {
 	case TypeClose:
 		c, err := ParseClose(body)
 		return AppendClose(nil, c), err
+	case TypeConfirm:
+		n, err := ParseConfirm(body)
+		return AppendConfirm(nil, n), err
 	}
 	return nil, errUnknownType
 }
@@ -206,7 +228,9 @@ func (blockingReader) Read([]byte) (int, error) {
 func TestReaderErrors(t *testing.T) {
 	valid := AppendPing(nil, 1)
 	badVersion := bytes.Clone(valid)
-	badVersion[LengthLen] = 2
+	badVersion[LengthLen] = Version + 1
+	zeroVersion := bytes.Clone(valid)
+	zeroVersion[LengthLen] = 0
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -218,7 +242,8 @@ func TestReaderErrors(t *testing.T) {
 		{"cut in the body", valid[:len(valid)-1], io.ErrUnexpectedEOF},
 		{"length 0", []byte{0, 0, 0, 0}, ErrMalformed},
 		{"length 1", []byte{0, 0, 0, 1, 1}, ErrMalformed},
-		{"version 2", badVersion, ErrVersion},
+		{"version after ours", badVersion, ErrVersion},
+		{"version 0", zeroVersion, ErrVersion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewReader(bytes.NewReader(tc.in), 0).ReadFrame()
@@ -284,5 +309,39 @@ func TestCloseReasonCut(t *testing.T) {
 	c, err := ParseClose(f.Body())
 	if err != nil || len(c.Reason) != MaxStr16 {
 		t.Fatalf("reason of %d bytes, %v; want %d", len(c.Reason), err, MaxStr16)
+	}
+}
+
+func TestConfirm(t *testing.T) {
+	raw := AppendConfirm(nil, 1<<40+3)
+	f, err := NewReader(bytes.NewReader(raw), 0).ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Type != TypeConfirm || f.Version != Version || f.Type.String() != "CONFIRM" {
+		t.Fatalf("read %v version %d", f.Type, f.Version)
+	}
+	if n, err := ParseConfirm(f.Body()); err != nil || n != 1<<40+3 {
+		t.Errorf("ParseConfirm = %d, %v", n, err)
+	}
+	for _, body := range [][]byte{nil, make([]byte, 7), make([]byte, 9)} {
+		if _, err := ParseConfirm(body); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ParseConfirm(%d bytes) = %v, want ErrMalformed", len(body), err)
+		}
+	}
+}
+
+// A version-1 frame is read as such, and WriteVersion restamps a frame
+// without touching the original (a manager shares one frame between
+// sessions of both versions).
+func TestVersions(t *testing.T) {
+	raw := AppendPing(nil, 5)
+	old := withVersion(raw, MinVersion)
+	if raw[LengthLen] != Version || old[LengthLen] != MinVersion || !bytes.Equal(raw[LengthLen+1:], old[LengthLen+1:]) {
+		t.Fatalf("restamped %q from %q", old, raw)
+	}
+	f, err := NewReader(bytes.NewReader(old), 0).ReadFrame()
+	if err != nil || f.Version != MinVersion || f.Type != TypePing {
+		t.Fatalf("read %+v, %v", f, err)
 	}
 }

@@ -116,22 +116,25 @@ func millis(d time.Duration) uint32 {
 
 // AppendPing appends a PING frame; the peer answers with a PONG carrying
 // nonce.
-func AppendPing(b []byte, nonce uint64) []byte {
-	b, s := begin(b, TypePing)
-	return finish(binary64(b, nonce), s)
-}
+func AppendPing(b []byte, nonce uint64) []byte { return appendU64Frame(b, TypePing, nonce) }
 
 // AppendPong appends a PONG frame.
-func AppendPong(b []byte, nonce uint64) []byte {
-	b, s := begin(b, TypePong)
-	return finish(binary64(b, nonce), s)
-}
+func AppendPong(b []byte, nonce uint64) []byte { return appendU64Frame(b, TypePong, nonce) }
 
 // ParseNonce parses a PING or PONG body.
-func ParseNonce(body []byte) (uint64, error) {
+func ParseNonce(body []byte) (uint64, error) { return parseU64Body(body, "nonce") }
+
+// appendU64Frame appends a frame of type t whose body is v.
+func appendU64Frame(b []byte, t Type, v uint64) []byte {
+	b, s := begin(b, t)
+	return finish(binary64(b, v), s)
+}
+
+// parseU64Body parses a body that is one u64.
+func parseU64Body(body []byte, what string) (uint64, error) {
 	p := parser{b: body}
-	n := p.u64("nonce")
-	return n, p.end()
+	v := p.u64(what)
+	return v, p.end()
 }
 
 // Interest is one entry of an INTEREST frame: the sender's absolute number
@@ -231,6 +234,15 @@ func ParseMessage(f Frame) (*broker.Message, error) {
 	}
 	return m, nil
 }
+
+// AppendConfirm appends a CONFIRM frame: the manager has received and
+// routed the first n PUBLISH and COMMAND frames of the session (n counts
+// from the session's first such frame, so it only grows). A manager sends
+// one per batch of frames read together, not one per message.
+func AppendConfirm(b []byte, n uint64) []byte { return appendU64Frame(b, TypeConfirm, n) }
+
+// ParseConfirm parses a CONFIRM body.
+func ParseConfirm(body []byte) (uint64, error) { return parseU64Body(body, "confirmed") }
 
 // CountRequest asks the manager for the number of subscribers of Topic on
 // every gateway but the asker's.

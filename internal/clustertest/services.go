@@ -6,6 +6,7 @@
 package clustertest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -174,27 +175,47 @@ func (s *Server) Start() {
 	}
 }
 
-// Pause stops the server with SIGSTOP: its connections stay open and
-// nothing answers, as with a network black hole or a paused VM. Resume
-// (or Kill, at the end of the test) lets it go on.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+// Pause stops the server with SIGSTOP: it keeps its connections and
+// answers nothing, as a paused process or VM, or a network black hole,
+// looks. It returns once the process is stopped (the signal takes effect
+// asynchronously, a few milliseconds later on a loaded machine). Resume
+// continues it.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+	s.mu.Lock()
+	pid := s.cmd.Process.Pid
+	s.mu.Unlock()
+	CheckFor(s.t, 5*time.Second, func() error {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return err
+		}
+		// pid (comm) state ...: comm may hold spaces, the state follows
+		// its closing parenthesis.
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'T' {
+			return nil
+		}
+		return fmt.Errorf("%s is not stopped yet", s.name)
+	})
+}
 
 // Resume continues a paused server (SIGCONT).
 func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 
 func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
 		s.t.Fatalf("%s on %s is not running", s.name, s.Addr)
 	}
 	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Fatalf("%s: %v", sig, err)
+		s.t.Fatalf("%v to %s: %v", sig, s.name, err)
 	}
 }
 
-// Kill kills the server with SIGKILL, as a crash, and waits for it to exit
-// (a paused one too).
+// Kill kills the server with SIGKILL, as a crash, and waits for it to exit.
 func (s *Server) Kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
