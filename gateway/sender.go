@@ -170,10 +170,11 @@ func (s *sender) wait(ctx context.Context) bool {
 	}
 }
 
-// brokerPublish sends m to the other nodes, timed for the Observer.
+// brokerPublish sends m to the other nodes, timed for the Observer when m
+// is a publish (commands and node descriptions are not timed).
 func (g *Gateway) brokerPublish(ctx context.Context, m *broker.Message) error {
 	o := g.cfg.Observer
-	if o == nil {
+	if o == nil || m.Kind != broker.KindPublish {
 		return g.broker.Publish(ctx, m)
 	}
 	start := time.Now()
