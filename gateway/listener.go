@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/firetower-go/firetower/internal/hub"
 	"github.com/firetower-go/firetower/protocol"
 )
 
@@ -81,6 +82,8 @@ func (g *Gateway) Listen(topic string, queue int) (*Listener, error) {
 	return l, nil
 }
 
+func (l *Listener) tower() *FireTower { return nil }
+
 // Topic returns the topic the listener receives.
 func (l *Listener) Topic() string { return l.topic }
 
@@ -88,10 +91,10 @@ func (l *Listener) Topic() string { return l.topic }
 // carries the message id.
 func (l *Listener) Version() protocol.Version { return protocol.V2 }
 
-// Enqueue implements hub.Subscriber; it never blocks.
-func (l *Listener) Enqueue(frame []byte) {
+// Deliver implements hub.Subscriber; it never blocks.
+func (l *Listener) Deliver(d hub.Delivery) {
 	select {
-	case l.queue <- frame:
+	case l.queue <- d.Frame:
 	default:
 		l.dropped.Add(1)
 		l.g.stats.dropped.Add(1)
