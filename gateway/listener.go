@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -30,11 +28,16 @@ const DefaultListenerQueue = 1024
 type Listener struct {
 	g       *Gateway
 	topic   string
-	prefix  []byte      // deliveryPrefix(topic)
-	queue   chan []byte // complete v2 text frames, shared with the websocket subscribers
+	queue   chan queued
 	dropped atomic.Int64
 	done    chan struct{}
 	once    sync.Once
+}
+
+// queued is a message waiting for Next; the topic is the listener's.
+type queued struct {
+	id   uint64
+	data []byte
 }
 
 // Delivery is one message as a Listener receives it.
@@ -59,7 +62,7 @@ func (g *Gateway) Listen(topic string, queue int) (*Listener, error) {
 	if queue <= 0 {
 		queue = DefaultListenerQueue
 	}
-	l := &Listener{g: g, topic: topic, prefix: deliveryPrefix(topic), queue: make(chan []byte, queue), done: make(chan struct{})}
+	l := &Listener{g: g, topic: topic, queue: make(chan queued, queue), done: make(chan struct{})}
 	g.mu.Lock()
 	if g.closed.Load() {
 		g.mu.Unlock()
@@ -87,14 +90,14 @@ func (l *Listener) tower() *FireTower { return nil }
 // Topic returns the topic the listener receives.
 func (l *Listener) Topic() string { return l.topic }
 
-// Version implements hub.Subscriber: a listener takes the v2 frame, which
-// carries the message id.
-func (l *Listener) Version() protocol.Version { return protocol.V2 }
+// Version implements hub.Subscriber: a listener takes the message's fields
+// and no frame, so the fan-out encodes none for it.
+func (l *Listener) Version() protocol.Version { return hub.MessageOnly }
 
 // Deliver implements hub.Subscriber; it never blocks.
 func (l *Listener) Deliver(d hub.Delivery) {
 	select {
-	case l.queue <- d.Frame:
+	case l.queue <- queued{id: d.ID, data: d.Data}:
 	default:
 		l.dropped.Add(1)
 		l.g.stats.dropped.Add(1)
@@ -105,27 +108,18 @@ func (l *Listener) Deliver(d hub.Delivery) {
 // first and with ErrClosed once the listener is closed; messages still
 // queued at that moment are discarded.
 func (l *Listener) Next(ctx context.Context) (Delivery, error) {
-	for {
-		select {
-		case <-l.done:
-			return Delivery{}, ErrClosed
-		default:
-		}
-		select {
-		case frame := <-l.queue:
-			d, ok := decodeDelivery(frame, l.prefix)
-			if !ok {
-				// Only the hub's own encoder feeds the queue.
-				l.g.log.Error("listener: undecodable frame", "topic", l.topic)
-				continue
-			}
-			d.Topic, d.Dropped = l.topic, l.dropped.Load()
-			return d, nil
-		case <-l.done:
-			return Delivery{}, ErrClosed
-		case <-ctx.Done():
-			return Delivery{}, ctx.Err()
-		}
+	select {
+	case <-l.done:
+		return Delivery{}, ErrClosed
+	default:
+	}
+	select {
+	case q := <-l.queue:
+		return Delivery{Topic: l.topic, ID: q.id, Data: q.data, Dropped: l.dropped.Load()}, nil
+	case <-l.done:
+		return Delivery{}, ErrClosed
+	case <-ctx.Done():
+		return Delivery{}, ctx.Err()
 	}
 }
 
@@ -157,60 +151,4 @@ func (g *Gateway) closeListeners() {
 	for _, l := range ls {
 		l.Close()
 	}
-}
-
-// deliveryPrefix is how the hub's v2 frame of a message on topic begins,
-// after the websocket header (protocol.AppendMessageV2).
-func deliveryPrefix(topic string) []byte {
-	b := append([]byte(nil), `{"type":"message","topic":`...)
-	b = protocol.AppendJSONString(b, topic)
-	return append(b, `,"id":"`...)
-}
-
-// decodeDelivery parses a v2 message frame made by hub.EncodeV2 for the
-// topic whose deliveryPrefix is prefix:
-// the websocket header, then {"type":"message","topic":T,"id":"ID","data":D}.
-func decodeDelivery(frame, prefix []byte) (Delivery, bool) {
-	payload, ok := framePayload(frame)
-	if !ok || !bytes.HasPrefix(payload, prefix) || payload[len(payload)-1] != '}' {
-		return Delivery{}, false
-	}
-	rest := payload[len(prefix):]
-	const dataHead = `","data":`
-	end := bytes.IndexByte(rest, '"')
-	if end < 0 {
-		return Delivery{}, false
-	}
-	id, err := strconv.ParseUint(string(rest[:end]), 10, 64)
-	if err != nil || !bytes.HasPrefix(rest[end:], []byte(dataHead)) {
-		return Delivery{}, false
-	}
-	return Delivery{ID: id, Data: rest[end+len(dataHead) : len(rest)-1]}, true
-}
-
-// framePayload returns the payload of one complete, unmasked server frame.
-func framePayload(frame []byte) ([]byte, bool) {
-	if len(frame) < 2 {
-		return nil, false
-	}
-	n, hdr := int(frame[1]&0x7f), 2
-	switch n {
-	case 126:
-		hdr = 4
-	case 127:
-		hdr = 10
-	}
-	if len(frame) < hdr {
-		return nil, false
-	}
-	if hdr > 2 {
-		n = 0
-		for _, b := range frame[2:hdr] {
-			n = n<<8 | int(b)
-		}
-	}
-	if n != len(frame)-hdr {
-		return nil, false
-	}
-	return frame[hdr:], true
 }

@@ -20,7 +20,8 @@ import (
 type Message struct {
 	Topic string
 	// ID is the message id; v2 frames carry it.
-	ID   uint64
+	ID uint64
+	// Data is immutable once published: MessageOnly subscribers keep it.
 	Data []byte
 }
 
@@ -263,7 +264,7 @@ func (h *Hub[S]) Publish(m Message) int {
 		switch s.Version() {
 		case protocol.V2:
 			if v2 == nil {
-				v2 = EncodeV2(m)
+				v2 = encodeV2(m)
 			}
 			d.Frame = v2
 		case MessageOnly:
@@ -279,8 +280,8 @@ func (h *Hub[S]) Publish(m Message) int {
 	return len(set.list)
 }
 
-// EncodeV2 returns the complete v2 text frame of m.
-func EncodeV2(m Message) []byte {
+// encodeV2 returns the complete v2 text frame of m.
+func encodeV2(m Message) []byte {
 	n := protocol.MessageV2Len(m.Topic, m.ID, m.Data)
 	b := make([]byte, 0, protocol.FrameHeaderLen(n)+n)
 	b = protocol.AppendFrameHeader(b, protocol.OpText, n)

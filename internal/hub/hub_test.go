@@ -403,8 +403,8 @@ func TestPublish(t *testing.T) {
 				if e.Type != "message" || e.Topic != "/chat/room 1" || e.ID != "253405917011701760" || string(e.Data) != tt.data {
 					t.Errorf("v2 frame decodes to %+v", e)
 				}
-				if !bytes.Equal(f[0], EncodeV2(m)) {
-					t.Errorf("v2 frame differs from EncodeV2")
+				if !bytes.Equal(f[0], encodeV2(m)) {
+					t.Errorf("v2 frame differs from encodeV2")
 				}
 			}
 			if first1 == first2 {
@@ -478,7 +478,7 @@ func TestEncodeV2(t *testing.T) {
 	for _, n := range []int{0, 50, 100, 200, 70000} {
 		data := []byte(`"` + string(bytes.Repeat([]byte{'z'}, n)) + `"`)
 		m := Message{Topic: "a\"b\n", ID: 18446744073709551615, Data: data}
-		frame := EncodeV2(m)
+		frame := encodeV2(m)
 		if cap(frame) != len(frame) {
 			t.Errorf("n %d: cap %d, len %d: the buffer was not sized exactly", n, cap(frame), len(frame))
 		}
@@ -740,7 +740,7 @@ func TestPublishMessageOnly(t *testing.T) {
 			t.Errorf("%s (version %d) got frame %q", s, s.version, d.Frame)
 		}
 	}
-	if !bytes.Equal(v2.got()[0], EncodeV2(m)) || !bytes.Equal(v1.got()[0], protocol.TextFrame(m.Data)) {
+	if !bytes.Equal(v2.got()[0], encodeV2(m)) || !bytes.Equal(v1.got()[0], protocol.TextFrame(m.Data)) {
 		t.Errorf("frames %q, %q", v1.got()[0], v2.got()[0])
 	}
 }
