@@ -28,16 +28,10 @@ const DefaultListenerQueue = 1024
 type Listener struct {
 	g       *Gateway
 	topic   string
-	queue   chan queued
+	queue   chan *hub.Message
 	dropped atomic.Int64
 	done    chan struct{}
 	once    sync.Once
-}
-
-// queued is a message waiting for Next; the topic is the listener's.
-type queued struct {
-	id   uint64
-	data []byte
 }
 
 // Delivery is one message as a Listener receives it.
@@ -62,7 +56,7 @@ func (g *Gateway) Listen(topic string, queue int) (*Listener, error) {
 	if queue <= 0 {
 		queue = DefaultListenerQueue
 	}
-	l := &Listener{g: g, topic: topic, queue: make(chan queued, queue), done: make(chan struct{})}
+	l := &Listener{g: g, topic: topic, queue: make(chan *hub.Message, queue), done: make(chan struct{})}
 	g.mu.Lock()
 	if g.closed.Load() {
 		g.mu.Unlock()
@@ -90,14 +84,14 @@ func (l *Listener) tower() *FireTower { return nil }
 // Topic returns the topic the listener receives.
 func (l *Listener) Topic() string { return l.topic }
 
-// Version implements hub.Subscriber: a listener takes the message's fields
-// and no frame, so the fan-out encodes none for it.
+// Version implements hub.Subscriber: a listener takes the message and no
+// frame, so the fan-out encodes none for it.
 func (l *Listener) Version() protocol.Version { return hub.MessageOnly }
 
 // Deliver implements hub.Subscriber; it never blocks.
 func (l *Listener) Deliver(d hub.Delivery) {
 	select {
-	case l.queue <- queued{id: d.ID, data: d.Data}:
+	case l.queue <- d.Message:
 	default:
 		l.dropped.Add(1)
 		l.g.stats.dropped.Add(1)
@@ -114,8 +108,8 @@ func (l *Listener) Next(ctx context.Context) (Delivery, error) {
 	default:
 	}
 	select {
-	case q := <-l.queue:
-		return Delivery{Topic: l.topic, ID: q.id, Data: q.data, Dropped: l.dropped.Load()}, nil
+	case m := <-l.queue:
+		return Delivery{Topic: m.Topic, ID: m.ID, Data: m.Data, Dropped: l.dropped.Load()}, nil
 	case <-l.done:
 		return Delivery{}, ErrClosed
 	case <-ctx.Done():

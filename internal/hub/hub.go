@@ -25,17 +25,24 @@ type Message struct {
 	Data []byte
 }
 
-// Delivery is a message as one subscriber receives it.
+// Delivery is a message as one subscriber receives it: what its Version
+// asks for. It is four words, passed in registers: the whole Message and
+// the frame by value (nine words) went through the stack on every call and
+// made the loop about twice as slow per subscriber (stub subscribers), and
+// a *Delivery would escape, one more allocation per Publish.
 type Delivery struct {
-	Message
 	// Frame is the complete, immutable websocket text frame of the message
-	// in the subscriber's protocol version; nil for a MessageOnly
-	// subscriber. The same slice goes to every subscriber of that version.
+	// in the subscriber's protocol version, the same slice for every
+	// subscriber of that version; nil for a MessageOnly subscriber.
 	Frame []byte
+	// Message is the message for a MessageOnly subscriber, nil for the
+	// others: one copy per Publish, made the first time such a subscriber
+	// is met and shared by all of them.
+	Message *Message
 }
 
 // MessageOnly is the Version of a subscriber that is not a websocket: it
-// takes the message's fields and no frame, so none is encoded for it.
+// takes the message and no frame, so none is encoded for it.
 const MessageOnly protocol.Version = 0
 
 // Subscriber is a local subscriber as the hub sees it: a connection or a
@@ -45,8 +52,8 @@ type Subscriber interface {
 	// or MessageOnly); it never changes.
 	Version() protocol.Version
 	// Deliver hands over one message. It is called with the topic's shard
-	// locked: it must not block or call into the hub. d.Data and d.Frame
-	// are shared by every subscriber of the message and must not be
+	// locked: it must not block or call into the hub. d.Frame and
+	// d.Message are shared with other subscribers and must not be
 	// modified; they may be kept.
 	Deliver(d Delivery)
 }
@@ -247,8 +254,8 @@ func (h *Hub[S]) Stat(topic string) (count, published int64) {
 // Publish hands m to every local subscriber of m.Topic and returns how many
 // there were. The frame for each protocol version is encoded at most once,
 // the first time a subscriber of that version is met, and the same bytes go
-// to every subscriber of that version; MessageOnly subscribers cause no
-// encoding. It never blocks on a subscriber.
+// to every subscriber of that version; MessageOnly subscribers share one
+// copy of m and cause no encoding. It never blocks on a subscriber.
 func (h *Hub[S]) Publish(m Message) int {
 	sh := h.shard(m.Topic)
 	sh.mu.RLock()
@@ -259,8 +266,9 @@ func (h *Hub[S]) Publish(m Message) int {
 	}
 	set.published.Add(1)
 	var v1, v2 []byte
-	d := Delivery{Message: m}
+	var msg *Message
 	for _, s := range set.list {
+		var d Delivery
 		switch s.Version() {
 		case protocol.V2:
 			if v2 == nil {
@@ -268,7 +276,11 @@ func (h *Hub[S]) Publish(m Message) int {
 			}
 			d.Frame = v2
 		case MessageOnly:
-			d.Frame = nil
+			if msg == nil {
+				msg = new(Message)
+				*msg = m
+			}
+			d.Message = msg
 		default:
 			if v1 == nil {
 				v1 = protocol.TextFrame(m.Data)

@@ -712,20 +712,21 @@ func TestPublishedCounter(t *testing.T) {
 	}
 }
 
-// TestPublishMessageOnly: a MessageOnly subscriber gets the message's fields
-// and no frame, the others get both, and the fields are the message's own
-// bytes, not a copy.
+// TestPublishMessageOnly: MessageOnly subscribers share one copy of the
+// message (its data the published bytes themselves) and get no frame; the
+// others get their frame and no message.
 func TestPublishMessageOnly(t *testing.T) {
 	h := New[*fakeSub](nil)
-	only, v1, v2 := newSub("only", MessageOnly), newSub("v1", protocol.V1), newSub("v2", protocol.V2)
-	for _, s := range []*fakeSub{only, v1, v2} {
+	only, also := newSub("only", MessageOnly), newSub("also", MessageOnly)
+	v1, v2 := newSub("v1", protocol.V1), newSub("v2", protocol.V2)
+	for _, s := range []*fakeSub{only, v1, also, v2} {
 		h.Subscribe("t", s)
 	}
 	m := Message{Topic: "t", ID: 42, Data: []byte(`{"a":1}`)}
-	if n := h.Publish(m); n != 3 {
-		t.Fatalf("Publish = %d, want 3", n)
+	if n := h.Publish(m); n != 4 {
+		t.Fatalf("Publish = %d, want 4", n)
 	}
-	for _, s := range []*fakeSub{only, v1, v2} {
+	for _, s := range []*fakeSub{only, v1, also, v2} {
 		s.mu.Lock()
 		ds := slices.Clone(s.deliveries)
 		s.mu.Unlock()
@@ -733,12 +734,21 @@ func TestPublishMessageOnly(t *testing.T) {
 			t.Fatalf("%s got %d deliveries, want 1", s, len(ds))
 		}
 		d := ds[0]
-		if d.Topic != "t" || d.ID != 42 || &d.Data[0] != &m.Data[0] || len(d.Data) != len(m.Data) {
-			t.Errorf("%s got %+v, want the message %+v itself", s, d.Message, m)
+		if s.version != MessageOnly {
+			if d.Frame == nil || d.Message != nil {
+				t.Errorf("%s got frame %q and message %+v", s, d.Frame, d.Message)
+			}
+			continue
 		}
-		if (s == only) != (d.Frame == nil) {
-			t.Errorf("%s (version %d) got frame %q", s, s.version, d.Frame)
+		if d.Frame != nil || d.Message == nil {
+			t.Fatalf("%s got frame %q and message %+v", s, d.Frame, d.Message)
 		}
+		if d.Message.Topic != "t" || d.Message.ID != 42 || &d.Message.Data[0] != &m.Data[0] || len(d.Message.Data) != len(m.Data) {
+			t.Errorf("%s got %+v, want %+v and its own bytes", s, *d.Message, m)
+		}
+	}
+	if only.deliveries[0].Message != also.deliveries[0].Message {
+		t.Errorf("each MessageOnly subscriber got its own copy of the message")
 	}
 	if !bytes.Equal(v2.got()[0], encodeV2(m)) || !bytes.Equal(v1.got()[0], protocol.TextFrame(m.Data)) {
 		t.Errorf("frames %q, %q", v1.got()[0], v2.got()[0])
