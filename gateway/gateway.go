@@ -28,7 +28,7 @@ import (
 type Gateway struct {
 	cfg    Config
 	log    *slog.Logger
-	hub    *hub.Hub
+	hub    *hub.Hub[subscriber]
 	broker broker.Broker
 	ids    *idGenerator
 	stats  counters
@@ -115,7 +115,7 @@ func New(cfg Config) (*Gateway, error) {
 
 		claimWait: claimWait(cfg),
 	}
-	g.hub = hub.New(g.broker.SetInterest)
+	g.hub = hub.New[subscriber](g.broker.SetInterest)
 	g.sender = newSender(g)
 	g.bgCtx, g.bgCancel = context.WithCancel(context.Background())
 	g.workers = newWorkers(cfg.Workers)
@@ -218,12 +218,24 @@ func (g *Gateway) LocalConnectNum(topic string) int64 { return g.hub.Count(topic
 func (g *Gateway) CloseTopic(topic string) int {
 	n := 0
 	for _, s := range g.hub.Subscribers(topic) {
-		if t, ok := s.(*FireTower); ok && t.systemRemove(topic) {
+		if t := s.tower(); t != nil && t.systemRemove(topic) {
 			n++
 		}
 	}
 	return n
 }
+
+// subscriber is a local subscriber of the gateway's hub: a connection, or a
+// Listener (whose tower is nil).
+type subscriber interface {
+	hub.Subscriber
+	tower() *FireTower
+}
+
+var (
+	_ subscriber = (*FireTower)(nil)
+	_ subscriber = (*Listener)(nil)
+)
 
 func (g *Gateway) isClosed() bool { return g.closed.Load() }
 

@@ -1,12 +1,11 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
+	"github.com/firetower-go/firetower/internal/hub"
 	"github.com/firetower-go/firetower/protocol"
 )
 
@@ -29,8 +28,7 @@ const DefaultListenerQueue = 1024
 type Listener struct {
 	g       *Gateway
 	topic   string
-	prefix  []byte      // deliveryPrefix(topic)
-	queue   chan []byte // complete v2 text frames, shared with the websocket subscribers
+	queue   chan *hub.Message
 	dropped atomic.Int64
 	done    chan struct{}
 	once    sync.Once
@@ -58,7 +56,7 @@ func (g *Gateway) Listen(topic string, queue int) (*Listener, error) {
 	if queue <= 0 {
 		queue = DefaultListenerQueue
 	}
-	l := &Listener{g: g, topic: topic, prefix: deliveryPrefix(topic), queue: make(chan []byte, queue), done: make(chan struct{})}
+	l := &Listener{g: g, topic: topic, queue: make(chan *hub.Message, queue), done: make(chan struct{})}
 	g.mu.Lock()
 	if g.closed.Load() {
 		g.mu.Unlock()
@@ -81,17 +79,19 @@ func (g *Gateway) Listen(topic string, queue int) (*Listener, error) {
 	return l, nil
 }
 
+func (l *Listener) tower() *FireTower { return nil }
+
 // Topic returns the topic the listener receives.
 func (l *Listener) Topic() string { return l.topic }
 
-// Version implements hub.Subscriber: a listener takes the v2 frame, which
-// carries the message id.
-func (l *Listener) Version() protocol.Version { return protocol.V2 }
+// Version implements hub.Subscriber: a listener takes the message and no
+// frame, so the fan-out encodes none for it.
+func (l *Listener) Version() protocol.Version { return hub.MessageOnly }
 
-// Enqueue implements hub.Subscriber; it never blocks.
-func (l *Listener) Enqueue(frame []byte) {
+// Deliver implements hub.Subscriber; it never blocks.
+func (l *Listener) Deliver(d hub.Delivery) {
 	select {
-	case l.queue <- frame:
+	case l.queue <- d.Message:
 	default:
 		l.dropped.Add(1)
 		l.g.stats.dropped.Add(1)
@@ -102,27 +102,18 @@ func (l *Listener) Enqueue(frame []byte) {
 // first and with ErrClosed once the listener is closed; messages still
 // queued at that moment are discarded.
 func (l *Listener) Next(ctx context.Context) (Delivery, error) {
-	for {
-		select {
-		case <-l.done:
-			return Delivery{}, ErrClosed
-		default:
-		}
-		select {
-		case frame := <-l.queue:
-			d, ok := decodeDelivery(frame, l.prefix)
-			if !ok {
-				// Only the hub's own encoder feeds the queue.
-				l.g.log.Error("listener: undecodable frame", "topic", l.topic)
-				continue
-			}
-			d.Topic, d.Dropped = l.topic, l.dropped.Load()
-			return d, nil
-		case <-l.done:
-			return Delivery{}, ErrClosed
-		case <-ctx.Done():
-			return Delivery{}, ctx.Err()
-		}
+	select {
+	case <-l.done:
+		return Delivery{}, ErrClosed
+	default:
+	}
+	select {
+	case m := <-l.queue:
+		return Delivery{Topic: m.Topic, ID: m.ID, Data: m.Data, Dropped: l.dropped.Load()}, nil
+	case <-l.done:
+		return Delivery{}, ErrClosed
+	case <-ctx.Done():
+		return Delivery{}, ctx.Err()
 	}
 }
 
@@ -154,60 +145,4 @@ func (g *Gateway) closeListeners() {
 	for _, l := range ls {
 		l.Close()
 	}
-}
-
-// deliveryPrefix is how the hub's v2 frame of a message on topic begins,
-// after the websocket header (protocol.AppendMessageV2).
-func deliveryPrefix(topic string) []byte {
-	b := append([]byte(nil), `{"type":"message","topic":`...)
-	b = protocol.AppendJSONString(b, topic)
-	return append(b, `,"id":"`...)
-}
-
-// decodeDelivery parses a v2 message frame made by hub.EncodeV2 for the
-// topic whose deliveryPrefix is prefix:
-// the websocket header, then {"type":"message","topic":T,"id":"ID","data":D}.
-func decodeDelivery(frame, prefix []byte) (Delivery, bool) {
-	payload, ok := framePayload(frame)
-	if !ok || !bytes.HasPrefix(payload, prefix) || payload[len(payload)-1] != '}' {
-		return Delivery{}, false
-	}
-	rest := payload[len(prefix):]
-	const dataHead = `","data":`
-	end := bytes.IndexByte(rest, '"')
-	if end < 0 {
-		return Delivery{}, false
-	}
-	id, err := strconv.ParseUint(string(rest[:end]), 10, 64)
-	if err != nil || !bytes.HasPrefix(rest[end:], []byte(dataHead)) {
-		return Delivery{}, false
-	}
-	return Delivery{ID: id, Data: rest[end+len(dataHead) : len(rest)-1]}, true
-}
-
-// framePayload returns the payload of one complete, unmasked server frame.
-func framePayload(frame []byte) ([]byte, bool) {
-	if len(frame) < 2 {
-		return nil, false
-	}
-	n, hdr := int(frame[1]&0x7f), 2
-	switch n {
-	case 126:
-		hdr = 4
-	case 127:
-		hdr = 10
-	}
-	if len(frame) < hdr {
-		return nil, false
-	}
-	if hdr > 2 {
-		n = 0
-		for _, b := range frame[2:hdr] {
-			n = n<<8 | int(b)
-		}
-	}
-	if n != len(frame)-hdr {
-		return nil, false
-	}
-	return frame[hdr:], true
 }

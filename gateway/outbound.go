@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/firetower-go/firetower/internal/hub"
 	"github.com/firetower-go/firetower/protocol"
 )
 
@@ -29,9 +30,15 @@ type outbound struct {
 
 func (o *outbound) init(t *FireTower) { o.t = t }
 
-// Enqueue implements hub.Subscriber: a fan-out delivery, dropped and counted
-// if the queue is full.
+// Deliver implements hub.Subscriber: the fan-out queues the frame of the
+// tower's protocol version (Enqueue).
+func (t *FireTower) Deliver(d hub.Delivery) { t.Enqueue(d.Frame) }
+
+// Enqueue queues one complete websocket frame as a fan-out delivery: dropped
+// and counted if the queue is full.
 func (t *FireTower) Enqueue(frame []byte) { _ = t.out.push(frame, false) }
+
+func (t *FireTower) tower() *FireTower { return t }
 
 // push appends frame. Control frames and replies (control=true) bypass the
 // byte limit but not a hard cap of twice the frame limit.

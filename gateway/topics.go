@@ -51,7 +51,7 @@ type topicTracker struct {
 
 // sample returns the top topics, sampling the hub again if the last sample
 // is older than topicSampleEvery.
-func (tr *topicTracker) sample(h *hub.Hub, now time.Time) []TopicStat {
+func (tr *topicTracker) sample(h *hub.Hub[subscriber], now time.Time) []TopicStat {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if !tr.at.IsZero() && now.Sub(tr.at) < topicSampleEvery {

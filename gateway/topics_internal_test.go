@@ -12,14 +12,15 @@ import (
 type nopSub struct{ _ byte }
 
 func (*nopSub) Version() protocol.Version { return protocol.V1 }
-func (*nopSub) Enqueue([]byte)            {}
+func (*nopSub) Deliver(hub.Delivery)      {}
+func (*nopSub) tower() *FireTower         { return nil }
 
 // BenchmarkTopicSample is the cost of one topic sample (rates and top
 // lists), taken at most once a second, for 1,000 and 100,000 local topics.
 func BenchmarkTopicSample(b *testing.B) {
 	for _, n := range []int{1_000, 100_000} {
 		b.Run(fmt.Sprintf("topics=%d", n), func(b *testing.B) {
-			h := hub.New(nil)
+			h := hub.New[subscriber](nil)
 			for i := range n {
 				h.Subscribe(fmt.Sprintf("topic-%d", i), new(nopSub))
 			}

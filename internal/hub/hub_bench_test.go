@@ -6,13 +6,12 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/internal/hub"
 	"github.com/firetower-go/firetower/protocol"
 )
 
 // benchSub is the cheapest possible Subscriber, so that the benchmarks below
-// measure the hub and not a connection: Enqueue appends to a slice allocated
+// measure the hub and not a connection: Deliver appends to a slice allocated
 // up front and starts over when it is full, which never allocates.
 type benchSub struct {
 	v   protocol.Version
@@ -25,11 +24,11 @@ func newBenchSub(v protocol.Version) *benchSub {
 
 func (s *benchSub) Version() protocol.Version { return s.v }
 
-func (s *benchSub) Enqueue(frame []byte) {
+func (s *benchSub) Deliver(d hub.Delivery) {
 	if len(s.got) == cap(s.got) {
 		s.got = s.got[:0]
 	}
-	s.got = append(s.got, frame)
+	s.got = append(s.got, d.Frame)
 }
 
 // benchPayload is a typical ~100-byte JSON message.
@@ -37,8 +36,8 @@ var benchPayload = []byte(`{"from":"user-1234","room":"lobby","text":"hello, thi
 
 // benchHub returns a hub with n subscribers of topic; every v2every-th
 // subscriber speaks v2 (0: none).
-func benchHub(topic string, n, v2every int) *hub.Hub {
-	h := hub.New(nil)
+func benchHub(topic string, n, v2every int) *hub.Hub[hub.Subscriber] {
+	h := hub.New[hub.Subscriber](nil)
 	for i := range n {
 		v := protocol.V1
 		if v2every > 0 && i%v2every == 0 {
@@ -60,7 +59,7 @@ func benchMallocs() uint64 {
 // reports ns and allocations per delivery (one frame handed to one
 // subscriber). It uses the b.N loop, not b.Loop, so that the allocation
 // count it reads covers exactly the b.N timed iterations.
-func benchPublish(b *testing.B, h *hub.Hub, m *broker.Message, subs int) {
+func benchPublish(b *testing.B, h *hub.Hub[hub.Subscriber], m hub.Message, subs int) {
 	b.ReportAllocs()
 	m0 := benchMallocs()
 	b.ResetTimer()
@@ -83,7 +82,7 @@ func BenchmarkPublishFanout(b *testing.B) {
 	for _, n := range []int{1, 100, 10_000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			h := benchHub("room", n, 0)
-			benchPublish(b, h, &broker.Message{Topic: "room", ID: 1, Data: benchPayload}, n)
+			benchPublish(b, h, hub.Message{Topic: "room", ID: 1, Data: benchPayload}, n)
 		})
 	}
 }
@@ -94,7 +93,7 @@ func BenchmarkPublishFanoutMixed(b *testing.B) {
 	for _, n := range []int{2, 100, 10_000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			h := benchHub("room", n, 2)
-			m := &broker.Message{Topic: "room", ID: 1_234_567_890_123_456_789, Data: benchPayload}
+			m := hub.Message{Topic: "room", ID: 1_234_567_890_123_456_789, Data: benchPayload}
 			benchPublish(b, h, m, n)
 		})
 	}
@@ -102,20 +101,29 @@ func BenchmarkPublishFanoutMixed(b *testing.B) {
 
 // TestPublishAllocsDoNotGrowWithSubscribers is the allocation claim of the
 // fan-out as a test: the per-subscriber path allocates nothing, only the one
-// encode per protocol version does.
+// encode per protocol version does, and subscribers that take the message
+// only share one copy of it.
 func TestPublishAllocsDoNotGrowWithSubscribers(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		v2every int
-		want    float64
+		name        string
+		v2every     int
+		messageOnly bool
+		want        float64
 	}{
-		{"v1", 0, 1},
-		{"v1+v2", 2, 2},
+		{"v1", 0, false, 1},
+		{"v1+v2", 2, false, 2},
+		{"message-only", 0, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, n := range []int{2, 10_000} {
 				h := benchHub("room", n, tc.v2every)
-				m := &broker.Message{Topic: "room", ID: 7, Data: benchPayload}
+				if tc.messageOnly {
+					h = hub.New[hub.Subscriber](nil)
+					for range n {
+						h.Subscribe("room", newBenchSub(hub.MessageOnly))
+					}
+				}
+				m := hub.Message{Topic: "room", ID: 7, Data: benchPayload}
 				got := testing.AllocsPerRun(50, func() { h.Publish(m) })
 				if got != tc.want {
 					t.Errorf("%d subscribers: %v allocs per Publish, want %v", n, got, tc.want)
@@ -129,8 +137,8 @@ const benchTopics = 10_000
 
 // benchIndex returns a hub holding benchTopics topics of one subscriber each,
 // and their names.
-func benchIndex() (*hub.Hub, []string) {
-	h := hub.New(nil)
+func benchIndex() (*hub.Hub[hub.Subscriber], []string) {
+	h := hub.New[hub.Subscriber](nil)
 	topics := make([]string, benchTopics)
 	for i := range topics {
 		topics[i] = fmt.Sprintf("topic-%d", i)
@@ -173,7 +181,7 @@ func BenchmarkTopicIndex(b *testing.B) {
 	})
 	b.Run("publish-no-subscribers", func(b *testing.B) {
 		h, _ := benchIndex()
-		m := &broker.Message{Topic: "nobody-here", ID: 1, Data: benchPayload}
+		m := hub.Message{Topic: "nobody-here", ID: 1, Data: benchPayload}
 		b.ReportAllocs()
 		for b.Loop() {
 			if h.Publish(m) != 0 {
@@ -190,14 +198,14 @@ func BenchmarkTopicIndex(b *testing.B) {
 func BenchmarkPublishParallel(b *testing.B) {
 	const subs = 100
 	goroutines := runtime.GOMAXPROCS(0) // RunParallel's default parallelism of 1
-	h := hub.New(nil)
-	msgs := make([]*broker.Message, goroutines)
+	h := hub.New[hub.Subscriber](nil)
+	msgs := make([]hub.Message, goroutines)
 	for g := range msgs {
 		topic := fmt.Sprintf("parallel-%d", g)
 		for range subs {
 			h.Subscribe(topic, newBenchSub(protocol.V1))
 		}
-		msgs[g] = &broker.Message{Topic: topic, ID: 1, Data: benchPayload}
+		msgs[g] = hub.Message{Topic: topic, ID: 1, Data: benchPayload}
 	}
 	var next atomic.Int32
 	b.ReportAllocs()
@@ -224,11 +232,11 @@ func BenchmarkPublishParallel(b *testing.B) {
 // goroutines.
 func BenchmarkPublishParallelSameTopic(b *testing.B) {
 	const subs = 100
-	h := hub.New(nil)
+	h := hub.New[hub.Subscriber](nil)
 	for range subs {
 		h.Subscribe("shared", new(nopSub))
 	}
-	m := &broker.Message{Topic: "shared", ID: 1, Data: benchPayload}
+	m := hub.Message{Topic: "shared", ID: 1, Data: benchPayload}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -244,4 +252,4 @@ func BenchmarkPublishParallelSameTopic(b *testing.B) {
 type nopSub struct{ _ byte }
 
 func (*nopSub) Version() protocol.Version { return protocol.V1 }
-func (*nopSub) Enqueue([]byte)            {}
+func (*nopSub) Deliver(hub.Delivery)      {}

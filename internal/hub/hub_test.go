@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/firetower-go/firetower/broker"
 	"github.com/firetower-go/firetower/protocol"
 )
 
@@ -20,10 +19,11 @@ import (
 type fakeSub struct {
 	name    string
 	version protocol.Version
-	onFrame func(frame []byte) // optional, called from Enqueue
+	onFrame func(frame []byte) // optional, called from Deliver
 
-	mu     sync.Mutex
-	frames [][]byte
+	mu         sync.Mutex
+	frames     [][]byte
+	deliveries []Delivery
 }
 
 var _ Subscriber = (*fakeSub)(nil)
@@ -32,12 +32,13 @@ func newSub(name string, v protocol.Version) *fakeSub { return &fakeSub{name: na
 
 func (s *fakeSub) Version() protocol.Version { return s.version }
 
-func (s *fakeSub) Enqueue(frame []byte) {
+func (s *fakeSub) Deliver(d Delivery) {
 	if s.onFrame != nil {
-		s.onFrame(frame)
+		s.onFrame(d.Frame)
 	}
 	s.mu.Lock()
-	s.frames = append(s.frames, frame)
+	s.frames = append(s.frames, d.Frame)
+	s.deliveries = append(s.deliveries, d)
 	s.mu.Unlock()
 }
 
@@ -97,12 +98,12 @@ func decodeV2(t *testing.T, frame []byte) envelope {
 	return e
 }
 
-func sameSubs(got []Subscriber, want ...*fakeSub) bool {
+func sameSubs(got []*fakeSub, want ...*fakeSub) bool {
 	if len(got) != len(want) {
 		return false
 	}
 	for _, w := range want {
-		if !slices.Contains(got, Subscriber(w)) {
+		if !slices.Contains(got, w) {
 			return false
 		}
 	}
@@ -110,7 +111,7 @@ func sameSubs(got []Subscriber, want ...*fakeSub) bool {
 }
 
 func TestSubscribeUnsubscribe(t *testing.T) {
-	h := New(nil)
+	h := New[*fakeSub](nil)
 	a, b := newSub("a", protocol.V1), newSub("b", protocol.V2)
 
 	steps := []struct {
@@ -177,7 +178,7 @@ func TestSubscribeUnsubscribe(t *testing.T) {
 }
 
 func TestSubscribersSnapshot(t *testing.T) {
-	h := New(nil)
+	h := New[*fakeSub](nil)
 	subs := make([]*fakeSub, 5)
 	for i := range subs {
 		subs[i] = newSub(fmt.Sprint(i), protocol.V1)
@@ -195,7 +196,7 @@ func TestSubscribersSnapshot(t *testing.T) {
 	if snap[1] == nil || snap[4] == nil || len(snap) != 5 {
 		t.Errorf("an earlier snapshot changed: %v", snap)
 	}
-	if n := h.Publish(&broker.Message{Topic: "t", Data: []byte(`1`)}); n != 4 {
+	if n := h.Publish(Message{Topic: "t", Data: []byte(`1`)}); n != 4 {
 		t.Errorf("Publish = %d, want 4", n)
 	}
 }
@@ -204,7 +205,7 @@ func TestSubscribersSnapshot(t *testing.T) {
 // and the front, and through the shrink path, and checks that exactly the
 // remaining ones still receive.
 func TestUnsubscribeKeepsTheRest(t *testing.T) {
-	h := New(nil)
+	h := New[*fakeSub](nil)
 	const n = 300
 	subs := make([]*fakeSub, n)
 	for i := range subs {
@@ -235,7 +236,7 @@ func TestUnsubscribeKeepsTheRest(t *testing.T) {
 	if c := h.Count("t"); c != int64(len(want)) {
 		t.Fatalf("Count = %d, want %d", c, len(want))
 	}
-	if got := h.Publish(&broker.Message{Topic: "t", ID: 1, Data: []byte(`"x"`)}); got != len(want) {
+	if got := h.Publish(Message{Topic: "t", ID: 1, Data: []byte(`"x"`)}); got != len(want) {
 		t.Fatalf("Publish = %d, want %d", got, len(want))
 	}
 	for i, s := range subs {
@@ -255,7 +256,7 @@ func TestUnsubscribeKeepsTheRest(t *testing.T) {
 }
 
 func TestRange(t *testing.T) {
-	h := New(nil)
+	h := New[*fakeSub](nil)
 	want := map[string]int64{}
 	for i := range 200 { // enough topics to fill many shards
 		topic := fmt.Sprintf("topic-%d", i)
@@ -300,7 +301,7 @@ func TestRange(t *testing.T) {
 	}
 
 	calls := 0
-	New(nil).Range(func(string, int64) bool { calls++; return true })
+	New[*fakeSub](nil).Range(func(string, int64) bool { calls++; return true })
 	if calls != 0 {
 		t.Errorf("Range over an empty hub made %d calls", calls)
 	}
@@ -313,7 +314,7 @@ type interestCall struct {
 
 func TestInterest(t *testing.T) {
 	var calls []interestCall
-	h := New(func(topic string, count int64) { calls = append(calls, interestCall{topic, count}) })
+	h := New[*fakeSub](func(topic string, count int64) { calls = append(calls, interestCall{topic, count}) })
 	a, b := newSub("a", protocol.V1), newSub("b", protocol.V2)
 
 	h.Subscribe("t", a)
@@ -325,7 +326,7 @@ func TestInterest(t *testing.T) {
 	h.Unsubscribe("x", a) // unknown topic: no call
 	h.Unsubscribe("t", b)
 	h.Unsubscribe("u", b)
-	h.Publish(&broker.Message{Topic: "t"}) // publishing is not interest
+	h.Publish(Message{Topic: "t"}) // publishing is not interest
 
 	want := []interestCall{{"t", 1}, {"t", 2}, {"u", 1}, {"t", 1}, {"t", 0}, {"u", 0}}
 	if !slices.Equal(calls, want) {
@@ -348,7 +349,7 @@ func TestPublish(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := New(nil)
+			h := New[*fakeSub](nil)
 			v1s := []*fakeSub{newSub("a", protocol.V1), newSub("b", protocol.V1), newSub("c", protocol.V1)}
 			v2s := []*fakeSub{newSub("d", protocol.V2), newSub("e", protocol.V2)}
 			other := newSub("other", protocol.V1)
@@ -357,7 +358,7 @@ func TestPublish(t *testing.T) {
 			}
 			h.Subscribe("/chat/other", other)
 
-			m := &broker.Message{Topic: "/chat/room 1", ID: 253405917011701760, Origin: "node-a", Data: []byte(tt.data)}
+			m := Message{Topic: "/chat/room 1", ID: 253405917011701760, Data: []byte(tt.data)}
 			if n := h.Publish(m); n != 5 {
 				t.Fatalf("Publish = %d, want 5", n)
 			}
@@ -402,8 +403,8 @@ func TestPublish(t *testing.T) {
 				if e.Type != "message" || e.Topic != "/chat/room 1" || e.ID != "253405917011701760" || string(e.Data) != tt.data {
 					t.Errorf("v2 frame decodes to %+v", e)
 				}
-				if !bytes.Equal(f[0], EncodeV2(m)) {
-					t.Errorf("v2 frame differs from EncodeV2")
+				if !bytes.Equal(f[0], encodeV2(m)) {
+					t.Errorf("v2 frame differs from encodeV2")
 				}
 			}
 			if first1 == first2 {
@@ -416,14 +417,14 @@ func TestPublish(t *testing.T) {
 // TestPublishFreshFrames checks that a later publish does not reuse the
 // bytes handed out by an earlier one: subscribers may still be writing them.
 func TestPublishFreshFrames(t *testing.T) {
-	h := New(nil)
+	h := New[*fakeSub](nil)
 	s1, s2 := newSub("v1", protocol.V1), newSub("v2", protocol.V2)
 	h.Subscribe("t", s1)
 	h.Subscribe("t", s2)
-	h.Publish(&broker.Message{Topic: "t", ID: 1, Data: []byte(`"first"`)})
+	h.Publish(Message{Topic: "t", ID: 1, Data: []byte(`"first"`)})
 	want1, want2 := bytes.Clone(s1.got()[0]), bytes.Clone(s2.got()[0])
 	for i := range 10 {
-		h.Publish(&broker.Message{Topic: "t", ID: uint64(i + 2), Data: []byte(`"later"`)})
+		h.Publish(Message{Topic: "t", ID: uint64(i + 2), Data: []byte(`"later"`)})
 	}
 	f1, f2 := s1.got(), s2.got()
 	if len(f1) != 11 || len(f2) != 11 {
@@ -438,14 +439,14 @@ func TestPublishFreshFrames(t *testing.T) {
 }
 
 func TestPublishNoSubscribers(t *testing.T) {
-	h := New(nil)
-	if n := h.Publish(&broker.Message{Topic: "nobody", Data: []byte(`1`)}); n != 0 {
+	h := New[*fakeSub](nil)
+	if n := h.Publish(Message{Topic: "nobody", Data: []byte(`1`)}); n != 0 {
 		t.Errorf("Publish = %d, want 0", n)
 	}
 	s := newSub("s", protocol.V2)
 	h.Subscribe("t", s)
 	h.Unsubscribe("t", s)
-	if n := h.Publish(&broker.Message{Topic: "t", Data: []byte(`1`)}); n != 0 || len(s.got()) != 0 {
+	if n := h.Publish(Message{Topic: "t", Data: []byte(`1`)}); n != 0 || len(s.got()) != 0 {
 		t.Errorf("Publish after the last unsubscribe = %d, %d frames", n, len(s.got()))
 	}
 }
@@ -453,10 +454,10 @@ func TestPublishNoSubscribers(t *testing.T) {
 // TestPublishOnlyOneVersion checks each version in isolation.
 func TestPublishOnlyOneVersion(t *testing.T) {
 	for _, v := range []protocol.Version{protocol.V1, protocol.V2} {
-		h := New(nil)
+		h := New[*fakeSub](nil)
 		s := newSub("s", v)
 		h.Subscribe("t", s)
-		if n := h.Publish(&broker.Message{Topic: "t", ID: 7, Data: []byte(`{"a":1}`)}); n != 1 {
+		if n := h.Publish(Message{Topic: "t", ID: 7, Data: []byte(`{"a":1}`)}); n != 1 {
 			t.Fatalf("%v: Publish = %d", v, n)
 		}
 		f := s.got()
@@ -476,8 +477,8 @@ func TestPublishOnlyOneVersion(t *testing.T) {
 func TestEncodeV2(t *testing.T) {
 	for _, n := range []int{0, 50, 100, 200, 70000} {
 		data := []byte(`"` + string(bytes.Repeat([]byte{'z'}, n)) + `"`)
-		m := &broker.Message{Topic: "a\"b\n", ID: 18446744073709551615, Data: data}
-		frame := EncodeV2(m)
+		m := Message{Topic: "a\"b\n", ID: 18446744073709551615, Data: data}
+		frame := encodeV2(m)
 		if cap(frame) != len(frame) {
 			t.Errorf("n %d: cap %d, len %d: the buffer was not sized exactly", n, cap(frame), len(frame))
 		}
@@ -502,7 +503,7 @@ func TestConcurrent(t *testing.T) {
 
 	var imu sync.Mutex
 	interest := map[string][]int64{}
-	h := New(func(topic string, count int64) {
+	h := New[*fakeSub](func(topic string, count int64) {
 		imu.Lock()
 		interest[topic] = append(interest[topic], count)
 		imu.Unlock()
@@ -563,11 +564,11 @@ func TestConcurrent(t *testing.T) {
 						}
 					}
 					data := fmt.Sprintf(`{"topic":%d,"w":%d,"op":%d}`, tp, w, op)
-					n := h.Publish(&broker.Message{Topic: topic, ID: uint64(w*ops + op), Data: []byte(data)})
+					n := h.Publish(Message{Topic: topic, ID: uint64(w*ops + op), Data: []byte(data)})
 					if n < own {
 						t.Errorf("Publish(%s) = %d, but this worker alone has %d subscribers", topic, n, own)
 					}
-					// Enqueue is synchronous: our subscribers have it now.
+					// Deliver is synchronous: our subscribers have it now.
 					for j := range subsPerWorker {
 						if !mine[j][tp] {
 							continue
@@ -615,7 +616,7 @@ func TestConcurrent(t *testing.T) {
 		if last != int64(len(want)) {
 			t.Errorf("%s: last interest count %d, want %d", topic, last, len(want))
 		}
-		if n := h.Publish(&broker.Message{Topic: topic, Data: fmt.Appendf(nil, `{"topic":%d}`, tp)}); n != len(want) {
+		if n := h.Publish(Message{Topic: topic, Data: fmt.Appendf(nil, `{"topic":%d}`, tp)}); n != len(want) {
 			t.Errorf("%s: final Publish = %d, want %d", topic, n, len(want))
 		}
 		if len(want) > 0 {
@@ -672,16 +673,16 @@ func containsData(frames [][]byte, v protocol.Version, data string) bool {
 // whatever the subscriber count, is reported by Stat and RangeStats, and
 // restarts when the topic loses its last subscriber.
 func TestPublishedCounter(t *testing.T) {
-	h := New(nil)
+	h := New[*fakeSub](nil)
 	subs := []*fakeSub{newSub("a", protocol.V1), newSub("b", protocol.V2), newSub("c", protocol.V1)}
 	for _, s := range subs {
 		h.Subscribe("room", s)
 	}
 	h.Subscribe("quiet", newSub("q", protocol.V1))
 	for i := range 5 {
-		h.Publish(&broker.Message{Topic: "room", ID: uint64(i + 1), Data: []byte(`1`)})
+		h.Publish(Message{Topic: "room", ID: uint64(i + 1), Data: []byte(`1`)})
 	}
-	h.Publish(&broker.Message{Topic: "nobody", ID: 9, Data: []byte(`1`)})
+	h.Publish(Message{Topic: "nobody", ID: 9, Data: []byte(`1`)})
 	if c, p := h.Stat("room"); c != 3 || p != 5 {
 		t.Fatalf("Stat(room) = %d subscribers, %d published; want 3, 5", c, p)
 	}
@@ -708,5 +709,80 @@ func TestPublishedCounter(t *testing.T) {
 	h.Subscribe("room", subs[0])
 	if _, p := h.Stat("room"); p != 0 {
 		t.Fatalf("published = %d after the topic emptied and came back, want 0", p)
+	}
+}
+
+// TestPublishMessageOnly: MessageOnly subscribers share one copy of the
+// message (its data the published bytes themselves) and get no frame; the
+// others get their frame and no message.
+func TestPublishMessageOnly(t *testing.T) {
+	h := New[*fakeSub](nil)
+	only, also := newSub("only", MessageOnly), newSub("also", MessageOnly)
+	v1, v2 := newSub("v1", protocol.V1), newSub("v2", protocol.V2)
+	for _, s := range []*fakeSub{only, v1, also, v2} {
+		h.Subscribe("t", s)
+	}
+	m := Message{Topic: "t", ID: 42, Data: []byte(`{"a":1}`)}
+	if n := h.Publish(m); n != 4 {
+		t.Fatalf("Publish = %d, want 4", n)
+	}
+	for _, s := range []*fakeSub{only, v1, also, v2} {
+		s.mu.Lock()
+		ds := slices.Clone(s.deliveries)
+		s.mu.Unlock()
+		if len(ds) != 1 {
+			t.Fatalf("%s got %d deliveries, want 1", s, len(ds))
+		}
+		d := ds[0]
+		if s.version != MessageOnly {
+			if d.Frame == nil || d.Message != nil {
+				t.Errorf("%s got frame %q and message %+v", s, d.Frame, d.Message)
+			}
+			continue
+		}
+		if d.Frame != nil || d.Message == nil {
+			t.Fatalf("%s got frame %q and message %+v", s, d.Frame, d.Message)
+		}
+		if d.Message.Topic != "t" || d.Message.ID != 42 || &d.Message.Data[0] != &m.Data[0] || len(d.Message.Data) != len(m.Data) {
+			t.Errorf("%s got %+v, want %+v and its own bytes", s, *d.Message, m)
+		}
+	}
+	if only.deliveries[0].Message != also.deliveries[0].Message {
+		t.Errorf("each MessageOnly subscriber got its own copy of the message")
+	}
+	if !bytes.Equal(v2.got()[0], encodeV2(m)) || !bytes.Equal(v1.got()[0], protocol.TextFrame(m.Data)) {
+		t.Errorf("frames %q, %q", v1.got()[0], v2.got()[0])
+	}
+}
+
+// named is a subscriber interface of the hub's user, as the gateway has one.
+type named interface {
+	Subscriber
+	String() string
+}
+
+// TestTypedSubscribers: a hub of an interface type of the user's takes and
+// returns that type, and a subscriber is one member whatever the static type
+// it was added and removed with.
+func TestTypedSubscribers(t *testing.T) {
+	h := New[named](nil)
+	a, b := newSub("a", protocol.V1), newSub("b", MessageOnly)
+	if !h.Subscribe("t", a) || !h.Subscribe("t", named(b)) || h.Subscribe("t", named(a)) {
+		t.Fatal("Subscribe did not see a as the same subscriber twice")
+	}
+	got := h.Subscribers("t")
+	names := make([]string, len(got))
+	for i, s := range got {
+		names[i] = s.String() // a method of named, no assertion
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"a", "b"}) {
+		t.Fatalf("Subscribers = %v", names)
+	}
+	if !h.Unsubscribe("t", a) || h.Count("t") != 1 {
+		t.Fatalf("Unsubscribe(a): Count = %d", h.Count("t"))
+	}
+	if n := h.Publish(Message{Topic: "t", Data: []byte(`1`)}); n != 1 || b.count() != 1 || a.count() != 0 {
+		t.Fatalf("Publish reached %d: a %d, b %d deliveries", n, a.count(), b.count())
 	}
 }
