@@ -22,9 +22,11 @@ import (
 // to the other nodes, the logger and the counters. Build it with New, serve
 // connections with Upgrade and BuildTower, and stop it with Shutdown or Close.
 //
-// Lock order: FireTower.subMu -> hub shard lock -> FireTower.outMu and the
+// Lock order: FireTower.subMu -> hub shard lock -> FireTower.out.mu and the
 // broker's own locks (leaves); Gateway.mu is never held while calling out.
 // Gateway.mu -> FireTower.index.mu -> index shard lock (leaves, index.go).
+// Leaves, never held while calling anything: FireTower.inbox.mu, the
+// workers' lock, a sender lane's lock, the count cache's lock.
 type Gateway struct {
 	cfg    Config
 	log    *slog.Logger
