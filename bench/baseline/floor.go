@@ -260,27 +260,19 @@ func (r *floorReader) message(op byte, p []byte) {
 	if op != opText {
 		return
 	}
-	f, ok := parseFrame(p)
+	req, ok := decodeRequest(p)
 	if !ok {
 		return
 	}
-	switch f.Type {
+	switch req.typ {
 	case typeSubscribe:
-		if topics, ok := parseTopicList(f.Topic); ok {
-			r.s.subscribe(r.c, topics)
-		}
+		r.s.subscribe(r.c, req.topics)
 	case typeUnsubscribe:
-		if topics, ok := parseTopicList(f.Topic); ok {
-			r.s.unsubscribe(r.c, topics)
-		}
+		r.s.unsubscribe(r.c, req.topics)
 	case typePublish:
-		topic, ok := publishTopic(f.Topic)
-		if !ok || len(f.Data) == 0 {
-			return
-		}
-		frame := protocol.AppendFrame(make([]byte, 0, len(f.Data)+10), opText, f.Data)
+		frame := protocol.AppendFrame(make([]byte, 0, len(req.data)+10), opText, req.data)
 		r.s.mu.RLock()
-		if set := r.s.topics[topic]; set != nil {
+		if set := r.s.topics[req.topics[0]]; set != nil {
 			for _, sub := range set.conns {
 				r.queue(sub, frame)
 			}
