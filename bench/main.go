@@ -84,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*Options, string, error) {
 	fs.StringVar(&o.Publish, "publish", "ws", "ws: publish over the publisher's websocket; api: POST /api/publish")
 	fs.StringVar(&o.APIKey, "api-key", os.Getenv("FIRETOWER_API_KEY"), "push API key for --publish api (default $FIRETOWER_API_KEY; set for --spawn serve)")
 	fs.IntVar(&o.PID, "pid", 0, "server process whose CPU, RSS, threads and fds to read")
-	fs.StringVar(&o.Spawn, "spawn", "", "start the server: serve (this firetower), floor or gorilla (bench-baseline)")
+	fs.StringVar(&o.Spawn, "spawn", "", "start the server: serve (this firetower), floor, gorilla or nbio (bench-baseline)")
 	fs.StringVar(&serverArgs, "server-args", "", "extra arguments of the spawned server, split on spaces")
 	fs.BoolVar(&o.ServerLog, "server-log", false, "pass the spawned server's output through to stderr")
 	fs.IntVar(&procs, "procs", -1, "worker processes (default ceil(conns/10000); 0: all connections in this process)")

@@ -42,7 +42,7 @@ type Options struct {
 	APIKey  string // push API key for Publish "api"
 
 	PID        int      // server process to observe (0: none, unless spawned)
-	Spawn      string   // "", "serve", "floor" or "gorilla"
+	Spawn      string   // "", "serve", "floor", "gorilla" or "nbio"
 	ServerArgs []string // extra arguments of the spawned server
 	ServerLog  bool     // pass the spawned server's stderr through
 
@@ -164,9 +164,9 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("bench: --publish must be ws or api, not %q", o.Publish)
 	}
 	switch o.Spawn {
-	case "", "serve", "floor", "gorilla":
+	case "", "serve", "floor", "gorilla", "nbio":
 	default:
-		return fmt.Errorf("bench: --spawn must be serve, floor or gorilla, not %q", o.Spawn)
+		return fmt.Errorf("bench: --spawn must be serve, floor, gorilla or nbio, not %q", o.Spawn)
 	}
 	if o.Spawn == "" {
 		for _, u := range []string{o.URL, o.PubURL} {
