@@ -81,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*Options, string, error) {
 	fs.DurationVar(&o.Settle, "settle", 0, "idle: wait after subscribing before reading RSS (default 2s)")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 0, "bound of the connect and subscribe phase (default 60s)")
 	fs.DurationVar(&o.Drain, "drain", 0, "wait for messages in flight after publishing stops; missing after it = lost (default 5s)")
+	fs.StringVar(&o.Protocol, "protocol", ProtocolFiretower, "what the clients speak: firetower (v1) or centrifugo (the Centrifuge JSON protocol; with --url ws://HOST:PORT/connection/websocket)")
 	fs.StringVar(&o.Publish, "publish", "ws", "ws: publish over the publisher's websocket; api: POST /api/publish")
 	fs.StringVar(&o.APIKey, "api-key", os.Getenv("FIRETOWER_API_KEY"), "push API key for --publish api (default $FIRETOWER_API_KEY; set for --spawn serve)")
 	fs.IntVar(&o.PID, "pid", 0, "server process whose CPU, RSS, threads and fds to read")
