@@ -61,6 +61,34 @@ func decodeRequest(p []byte) (req clientRequest, ok bool) {
 	return req, ok
 }
 
+// requestHandler acts on the requests of one connection.
+type requestHandler interface {
+	subscribe(topics []string)
+	unsubscribe(topics []string)
+	publish(topic string, data []byte)
+}
+
+// handleMessage decodes one whole client message and hands it to h. Binary
+// messages and what decodeRequest refuses are dropped, as firetower does
+// with v1 clients.
+func handleMessage(h requestHandler, text bool, p []byte) {
+	if !text {
+		return
+	}
+	req, ok := decodeRequest(p)
+	if !ok {
+		return
+	}
+	switch req.typ {
+	case typeSubscribe:
+		h.subscribe(req.topics)
+	case typeUnsubscribe:
+		h.unsubscribe(req.topics)
+	case typePublish:
+		h.publish(req.topics[0], req.data)
+	}
+}
+
 // parseTopicList splits a v1 topic list: entries are trimmed, empty ones
 // ignored, duplicates removed. One invalid entry (too long, control
 // character) or too many entries refuse the whole list.

@@ -23,15 +23,22 @@ import (
 // 120 s, renewed by every message) stays, as it is the library's.
 
 type nbioServer struct {
-	mu     sync.RWMutex                            // guards conns and topics
-	conns  map[*websocket.Conn]map[string]struct{} // a connection's topics
-	topics map[string]map[*websocket.Conn]struct{} // a topic's subscribers
+	mu     sync.RWMutex                        // guards conns, topics and every client's topics
+	conns  map[*websocket.Conn]*nbioClient     // the open connections
+	topics map[string]map[*nbioClient]struct{} // a topic's subscribers
+}
+
+// nbioClient is one connection, the requestHandler of its messages.
+type nbioClient struct {
+	s      *nbioServer
+	c      *websocket.Conn
+	topics map[string]struct{}
 }
 
 func newNbio() *nbioServer {
 	return &nbioServer{
-		conns:  make(map[*websocket.Conn]map[string]struct{}),
-		topics: make(map[string]map[*websocket.Conn]struct{}),
+		conns:  make(map[*websocket.Conn]*nbioClient),
+		topics: make(map[string]map[*nbioClient]struct{}),
 	}
 }
 
@@ -79,91 +86,83 @@ func (s *nbioServer) serve(ctx context.Context, ln net.Listener) error {
 
 func (s *nbioServer) open(c *websocket.Conn) {
 	s.mu.Lock()
-	s.conns[c] = make(map[string]struct{})
+	s.conns[c] = &nbioClient{s: s, c: c, topics: make(map[string]struct{})}
 	s.mu.Unlock()
 }
 
-// message handles one client message; see decodeRequest for what is dropped.
+// message handles one client message (handleMessage).
 func (s *nbioServer) message(c *websocket.Conn, mt websocket.MessageType, p []byte) {
-	if mt != websocket.TextMessage {
-		return
-	}
-	req, ok := decodeRequest(p)
-	if !ok {
-		return
-	}
-	switch req.typ {
-	case typeSubscribe:
-		s.subscribe(c, req.topics)
-	case typeUnsubscribe:
-		s.unsubscribe(c, req.topics)
-	case typePublish:
-		s.publish(req.topics[0], req.data)
+	s.mu.RLock()
+	cl := s.conns[c]
+	s.mu.RUnlock()
+	if cl != nil {
+		handleMessage(cl, mt == websocket.TextMessage, p)
 	}
 }
 
 // publish writes one frame, encoded once, to every subscriber of topic. A
 // write to a connection that is closing fails; its OnClose cleans up.
-func (s *nbioServer) publish(topic string, data []byte) {
+func (cl *nbioClient) publish(topic string, data []byte) {
 	frame := protocol.AppendFrame(make([]byte, 0, len(data)+10), opText, data)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for c := range s.topics[topic] {
-		c.UnderlayerConn().Write(frame)
+	cl.s.mu.RLock()
+	defer cl.s.mu.RUnlock()
+	for sub := range cl.s.topics[topic] {
+		sub.c.UnderlayerConn().Write(frame)
 	}
 }
 
-func (s *nbioServer) subscribe(c *websocket.Conn, topics []string) {
+func (cl *nbioClient) subscribe(topics []string) {
+	s := cl.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mine, ok := s.conns[c]
-	if !ok {
+	if s.conns[cl.c] != cl {
 		return // closed already
 	}
 	for _, t := range topics {
-		if _, ok := mine[t]; ok {
+		if _, ok := cl.topics[t]; ok {
 			continue
 		}
-		if len(mine) >= maxSubscriptions {
+		if len(cl.topics) >= maxSubscriptions {
 			return
 		}
-		mine[t] = struct{}{}
+		cl.topics[t] = struct{}{}
 		subs := s.topics[t]
 		if subs == nil {
-			subs = make(map[*websocket.Conn]struct{})
+			subs = make(map[*nbioClient]struct{})
 			s.topics[t] = subs
 		}
-		subs[c] = struct{}{}
+		subs[cl] = struct{}{}
 	}
 }
 
-func (s *nbioServer) unsubscribe(c *websocket.Conn, topics []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (cl *nbioClient) unsubscribe(topics []string) {
+	cl.s.mu.Lock()
+	defer cl.s.mu.Unlock()
 	for _, t := range topics {
-		s.leaveLocked(c, t)
+		cl.leaveLocked(t)
 	}
 }
 
 func (s *nbioServer) close(c *websocket.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for t := range s.conns[c] {
-		s.leaveLocked(c, t)
+	if cl := s.conns[c]; cl != nil {
+		for t := range cl.topics {
+			cl.leaveLocked(t)
+		}
 	}
 	delete(s.conns, c)
 }
 
-func (s *nbioServer) leaveLocked(c *websocket.Conn, t string) {
-	mine := s.conns[c]
-	if _, ok := mine[t]; !ok {
+func (cl *nbioClient) leaveLocked(t string) {
+	if _, ok := cl.topics[t]; !ok {
 		return
 	}
-	delete(mine, t)
-	subs := s.topics[t]
-	delete(subs, c)
+	delete(cl.topics, t)
+	subs := cl.s.topics[t]
+	delete(subs, cl)
 	if len(subs) == 0 {
-		delete(s.topics, t)
+		delete(cl.s.topics, t)
 	}
 }
 
