@@ -18,7 +18,11 @@ import (
 // order. A publish encodes its frame once and writes the same bytes to every
 // subscriber's nbio connection, which writes what the socket takes at once
 // and copies the rest into its own write list (unbounded, as nbio's default
-// MaxWriteBufferSize of 0 leaves it). Like the other baselines it has no
+// MaxWriteBufferSize of 0 leaves it). Unlike the other baselines, more than
+// one goroutine writes to a connection: the handlers of several publishers,
+// and nbio's own pong and close answers. nbio.Conn serialises its writes
+// under its lock, and each of ours is one whole frame, so frames never
+// interleave. Like the other baselines it has no
 // liveness checks of its own; nbio's default keepalive (a read deadline of
 // 120 s, renewed by every message) stays, as it is the library's.
 
