@@ -199,6 +199,16 @@ func TestMainUsage(t *testing.T) {
 	if code := Main([]string{"-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-window") {
 		t.Errorf("-h: exit %d, stderr %q", code, errb.String())
 	}
+	for _, args := range [][]string{
+		{"--protocol", "nope"},
+		{"--protocol", "centrifugo", "--spawn", "serve"},
+		{"--protocol", "centrifugo", "--scenario", "churn"},
+	} {
+		errb.Reset()
+		if code := Main(args, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--protocol") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+		}
+	}
 	o, _, err := parseFlags([]string{"--procs", "0", "--server-args", "--heartbeat 5s  --max-subscriptions 4"}, &errb)
 	if err != nil || !o.InProcess || len(o.ServerArgs) != 4 {
 		t.Errorf("parseFlags: %+v, %v", o, err)

@@ -40,6 +40,12 @@
 //	firetower bench --spawn serve --scenario idle --conns 10000 --json idle.json
 //	firetower bench --url ws://127.0.0.1:9999/ws --pid $(pidof firetower) --scenario topics
 //
+// With --protocol centrifugo the clients speak the Centrifuge JSON protocol
+// instead (centrifugo.go), so a Centrifugo server in insecure client mode
+// can be measured with the same scenarios (not churn, not --publish api):
+//
+//	firetower bench --protocol centrifugo --url ws://127.0.0.1:8000/connection/websocket --pid $(pidof centrifugo) --scenario fanout
+//
 // Workers run as "firetower bench --worker": the first line on their input
 // is their configuration, later lines are commands (mark, drain), and the
 // end of the input stops them; they answer with JSON lines on their output

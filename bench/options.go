@@ -38,11 +38,12 @@ type Options struct {
 	ConnectTimeout time.Duration // connect and subscribe phase (default 60s)
 	Drain          time.Duration // wait for messages in flight at the end (default 5s)
 
-	Publish string // "ws" (default) or "api"
-	APIKey  string // push API key for Publish "api"
+	Protocol string // ProtocolFiretower (default) or ProtocolCentrifugo
+	Publish  string // "ws" (default) or "api"
+	APIKey   string // push API key for Publish "api"
 
 	PID        int      // server process to observe (0: none, unless spawned)
-	Spawn      string   // "", "serve", "floor" or "gorilla"
+	Spawn      string   // "", "serve", "floor", "gorilla" or "nbio"
 	ServerArgs []string // extra arguments of the spawned server
 	ServerLog  bool     // pass the spawned server's stderr through
 
@@ -127,6 +128,9 @@ func (o Options) withDefaults() Options {
 	if o.Drain == 0 {
 		o.Drain = 5 * time.Second
 	}
+	if o.Protocol == "" {
+		o.Protocol = ProtocolFiretower
+	}
 	if o.Publish == "" {
 		o.Publish = "ws"
 	}
@@ -163,10 +167,19 @@ func (o *Options) Validate() error {
 	if o.Publish != "ws" && o.Publish != "api" {
 		return fmt.Errorf("bench: --publish must be ws or api, not %q", o.Publish)
 	}
-	switch o.Spawn {
-	case "", "serve", "floor", "gorilla":
+	switch o.Protocol {
+	case ProtocolFiretower:
+	case ProtocolCentrifugo:
+		if o.Spawn != "" || o.Publish != "ws" || o.Scenario == ScenarioChurn {
+			return errors.New("bench: --protocol centrifugo needs --url (no --spawn), --publish ws and a scenario other than churn")
+		}
 	default:
-		return fmt.Errorf("bench: --spawn must be serve, floor or gorilla, not %q", o.Spawn)
+		return fmt.Errorf("bench: --protocol must be firetower or centrifugo, not %q", o.Protocol)
+	}
+	switch o.Spawn {
+	case "", "serve", "floor", "gorilla", "nbio":
+	default:
+		return fmt.Errorf("bench: --spawn must be serve, floor, gorilla or nbio, not %q", o.Spawn)
 	}
 	if o.Spawn == "" {
 		for _, u := range []string{o.URL, o.PubURL} {

@@ -23,8 +23,9 @@ type publisher struct {
 	buf    []byte
 	data   []byte
 
-	ws     *wsConn // Publish "ws"
-	readWG sync.WaitGroup
+	ws         *wsConn // Publish "ws"
+	centrifugo bool    // ws speaks the Centrifuge protocol
+	readWG     sync.WaitGroup
 
 	api    *http.Client // Publish "api"
 	apiURL string
@@ -50,12 +51,22 @@ func newPublisher(ctx context.Context, o *Options) (*publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: publisher: %w", err)
 	}
-	p.ws = c
+	p.ws, p.centrifugo = c, o.Protocol == ProtocolCentrifugo
+	if p.centrifugo {
+		if err := c.writeText(centrifugoSubscribe(nil)); err != nil { // connect
+			c.close()
+			return nil, fmt.Errorf("bench: publisher: %w", err)
+		}
+	}
 	p.readWG.Add(1)
-	go func() { // answers pings; nothing else is expected
+	go func() { // answers pings; nothing else is needed
 		defer p.readWG.Done()
 		for {
-			if _, err := c.readMessage(); err != nil {
+			m, err := c.readMessage()
+			if err != nil {
+				return
+			}
+			if p.centrifugo && centrifugoFrame(c, m, nil) != nil {
 				return
 			}
 		}
@@ -84,7 +95,11 @@ func (p *publisher) next(topic string) error {
 func (p *publisher) send(topic string, seq uint64, sent int64) error {
 	p.data = appendPayload(p.data[:0], topic, seq, sent, p.size)
 	if p.ws != nil {
-		p.buf = appendPublish(p.buf[:0], topic, p.data)
+		if p.centrifugo {
+			p.buf = appendCentrifugoPublish(p.buf[:0], topic, p.data)
+		} else {
+			p.buf = appendPublish(p.buf[:0], topic, p.data)
+		}
 		return p.ws.writeText(p.buf)
 	}
 	p.buf = append(append(append(p.buf[:0], `{"topic":"`...), topic...), `","data":`...)

@@ -186,7 +186,7 @@ func (c *coordinator) startWorkers() error {
 		cfg := workerConfig{
 			Index: i, URL: o.URL, Scenario: o.Scenario, First: first, Count: count,
 			Groups: o.Groups, LocalAddr: sourceAddr(o.URL, i), Size: o.Size,
-			ConnectTimeout: o.ConnectTimeout, Window: o.Scenario == ScenarioFanout,
+			ConnectTimeout: o.ConnectTimeout, Protocol: o.Protocol, Window: o.Scenario == ScenarioFanout,
 			Separate: separate,
 		}
 		if err := w.send(cfg); err != nil {

@@ -31,6 +31,7 @@ type workerConfig struct {
 	LocalAddr      string        `json:"local_addr,omitempty"`
 	Size           int           `json:"size"`
 	ConnectTimeout time.Duration `json:"connect_timeout"`
+	Protocol       string        `json:"protocol"`
 	Window         bool          `json:"window"`   // report completion of the shared topic
 	Separate       bool          `json:"separate"` // own process: report own CPU
 }
@@ -304,7 +305,11 @@ func (w *worker) connectOne(ctx context.Context, i int, local *net.TCPAddr) erro
 	if err != nil {
 		return err
 	}
-	if err := c.writeText(subscribeFrame(joinTopics(topics))); err != nil {
+	sub := subscribeFrame(joinTopics(topics))
+	if w.cfg.Protocol == ProtocolCentrifugo {
+		sub = centrifugoSubscribe(topics)
+	}
+	if err := c.writeText(sub); err != nil {
 		_ = c.c.Close()
 		return err
 	}
@@ -334,7 +339,19 @@ func (w *worker) read(c *wsConn, v *verifier) {
 			}
 			return
 		}
-		v.receive(m, nowNanos())
+		now := nowNanos()
+		if w.cfg.Protocol == ProtocolCentrifugo {
+			err = centrifugoFrame(c, m, func(data []byte) { v.receive(data, now) })
+		} else {
+			v.receive(m, now)
+		}
+		if err != nil {
+			if !w.closing.Load() {
+				w.dropped.Add(1)
+				w.addError(fmt.Errorf("answering a ping: %w", err))
+			}
+			return
+		}
 		if v.synced && !wasSynced {
 			wasSynced = true
 			w.wake()

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The figures of docs/PERFORMANCE.md: every scenario of issue 8 against
-# firetower (the default `firetower serve`), the machine floor and the
-# gorilla chat-example hub, interleaved round by round so that all three
-# see the same machine, RUNS rounds (default 3), then a table of medians
-# with min-max. Loopback only; every run is bounded by bench's own limits.
+# firetower (the default `firetower serve`), the machine floor, the gorilla
+# chat-example hub and the nbio hub, interleaved round by round so that all
+# of them see the same machine, RUNS rounds (default 3), then a table of
+# medians with min-max. Loopback only; every run is bounded by bench's own
+# limits.
 #
-#   scripts/perf.sh                 # all scenarios, 3 rounds
+#   scripts/perf.sh                 # all scenarios, all servers, 3 rounds
 #   RUNS=5 SCENARIOS="fanout rate" scripts/perf.sh
+#   SERVERS="serve floor gorilla" scripts/perf.sh   # a subset of the servers
 #   CROSS=1 scripts/perf.sh         # also cross-node fan-out via tm, Redis, NATS
 #
 # Output: the JSON of every run in $OUT (default /tmp/firetower-perf) and
@@ -16,6 +18,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 SCENARIOS=${SCENARIOS:-"idle fanout rate topics churn"}
+SERVERS=${SERVERS:-"serve floor gorilla nbio"}
 OUT=${OUT:-/tmp/firetower-perf}
 DURATION=${DURATION:-10s}
 mkdir -p "$OUT"
@@ -25,10 +28,12 @@ go build -o "$OUT/firetower" ./cmd/firetower
 ft="$OUT/firetower"
 
 servers_for() {
-	case $1 in
-	idle) echo "serve gorilla" ;; # the floor has no idle figure: the kernel's only
-	*) echo "serve floor gorilla" ;;
-	esac
+	local k
+	for k in $SERVERS; do
+		# The floor has no idle figure: the kernel's only.
+		[ "$1" = idle ] && [ "$k" = floor ] && continue
+		echo "$k"
+	done
 }
 
 run_one() { # scenario server round

@@ -1,5 +1,5 @@
 // Package baseline holds the reference servers "firetower bench" measures
-// firetower against in the same run, both speaking the subset of the v1
+// firetower against in the same run, all speaking the subset of the v1
 // protocol the load tool uses (subscribe, unSubscribe, publish; deliveries are
 // the bare data value, one text frame each):
 //
@@ -11,8 +11,13 @@
 //     example (a hub goroutine, a readPump and a writePump per client, a
 //     send queue of 256 that drops the client when it is full), routing by
 //     topic and writing one frame per message.
+//   - nbio: a hub on github.com/lesismal/nbio, with the library's defaults:
+//     its own epoll loop (no goroutine per connection), its handshake and
+//     parser, and a publish frame encoded once and written to every
+//     subscriber. It is the maintained library our netpoll transport is
+//     measured against.
 //
-// Neither has liveness checks (no heartbeat, no read deadline after the
+// None has liveness checks (no heartbeat, no read deadline after the
 // handshake), authentication or metrics: they exist to be measured.
 package baseline
 
@@ -55,10 +60,11 @@ const (
 const (
 	KindFloor   = "floor"
 	KindGorilla = "gorilla"
+	KindNbio    = "nbio"
 )
 
-// errKind is returned for a --kind that is neither floor nor gorilla.
-var errKind = errors.New("baseline: --kind must be floor or gorilla")
+// errKind is returned for a --kind that is none of the kinds above.
+var errKind = errors.New("baseline: --kind must be floor, gorilla or nbio")
 
 // server is one reference server. subscribers exists for the tests: it
 // reports how many connections are subscribed to topic, once every frame
@@ -74,12 +80,14 @@ func newServer(kind string) (server, error) {
 		return newFloor(), nil
 	case KindGorilla:
 		return newGorilla(), nil
+	case KindNbio:
+		return newNbio(), nil
 	}
 	return nil, fmt.Errorf("%w: %q", errKind, kind)
 }
 
-// Serve runs the reference server of the given kind (KindFloor or
-// KindGorilla) on ln, websocket path /ws, until ctx is done. It then closes
+// Serve runs the reference server of the given kind (KindFloor,
+// KindGorilla or KindNbio) on ln, websocket path /ws, until ctx is done. It then closes
 // ln and every connection, waits (a bounded time) for all of its goroutines
 // and returns nil. It returns an error if kind is unknown or ln fails.
 // Serve closes ln in every case.
@@ -103,7 +111,7 @@ func Main(args []string, stderr io.Writer) int {
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("firetower bench-baseline", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	kind := fs.String("kind", "", "the reference server: floor (bare writes) or gorilla (chat-example hub); required")
+	kind := fs.String("kind", "", "the reference server: floor (bare writes), gorilla (chat-example hub) or nbio (nbio hub); required")
 	addr := fs.String("addr", "127.0.0.1:9999", "listen address; clients connect to ws://ADDR/ws")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -22,17 +22,35 @@ import (
 // testTimeout bounds every wait of these tests.
 const testTimeout = 10 * time.Second
 
-// forKinds runs test against both servers.
+// allKinds are the reference servers every protocol test runs against.
+var allKinds = []string{KindFloor, KindGorilla, KindNbio}
+
+// forKinds runs test against every server.
 func forKinds(t *testing.T, test func(t *testing.T, ts *testServer)) {
-	for _, kind := range []string{KindFloor, KindGorilla} {
+	for _, kind := range allKinds {
 		t.Run(kind, func(t *testing.T) {
+			skipUnderRace(t, kind)
 			test(t, startServer(t, kind))
 		})
 	}
 }
 
+// skipUnderRace skips the nbio server's tests under the race detector. nbio
+// (v1.6.8) hands a connection from its accept goroutine to its poller
+// goroutine through epoll_ctl and epoll_wait, with no synchronisation the
+// race detector sees, so it reports races inside nbio (the poller reading the
+// remote address the accept goroutine wrote) on the first request. The
+// handover is ordered by the system calls, not by the Go memory model.
+func skipUnderRace(t *testing.T, kind string) {
+	t.Helper()
+	if raceEnabled && kind == KindNbio {
+		t.Skip("nbio: races inside the library under -race (see skipUnderRace)")
+	}
+}
+
 type testServer struct {
 	s    server
+	kind string
 	addr string
 }
 
@@ -61,7 +79,7 @@ func startServer(t *testing.T, kind string) *testServer {
 			t.Error("serve did not return after cancel")
 		}
 	})
-	return &testServer{s: s, addr: ln.Addr().String()}
+	return &testServer{s: s, kind: kind, addr: ln.Addr().String()}
 }
 
 // waitSubscribers waits until topic has n subscribers.
@@ -198,7 +216,11 @@ func TestDelivery(t *testing.T) {
 
 		// Two publishers at once: each one's messages must arrive in order,
 		// exactly once, byte for byte (the spaces are not re-encoded away).
-		const n = 300
+		// 2n stays below the gorilla hub's queue of sendQueue messages: a
+		// subscriber whose writer falls further behind the hub is dropped
+		// by design (TestGorillaDropsSlowClient), which a loaded machine
+		// made happen here with n = 300.
+		const n = 100
 		var wg sync.WaitGroup
 		for p, c := range []*testClient{pub, pub2} {
 			wg.Go(func() {
@@ -300,20 +322,61 @@ func TestGarbage(t *testing.T) {
 
 		// Not websocket at all, and websocket protocol violations.
 		rawJunk(t, ts.addr, []byte("GARBAGE\r\n\r\n"), 0)
-		rawJunk(t, ts.addr, bytes.Repeat([]byte{0xff}, 64), websocket.CloseProtocolError)
-		// unmasked, then a ping longer than 125 bytes, then a 1 MiB frame
-		rawJunk(t, ts.addr, []byte{0x81, 0x02, 'h', 'i'}, websocket.CloseProtocolError)
-		rawJunk(t, ts.addr, []byte{0x89, 0xfe, 0, 200, 1, 2, 3, 4}, websocket.CloseProtocolError)
-		rawJunk(t, ts.addr, []byte{0x81, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 2, 3, 4}, websocket.CloseMessageTooBig)
+		for _, v := range []struct {
+			name string
+			junk []byte
+			code int
+		}{
+			{"reserved bits, 64-bit length with the top bit set", bytes.Repeat([]byte{0xff}, 64), websocket.CloseProtocolError},
+			{"unmasked", []byte{0x81, 0x02, 'h', 'i'}, websocket.CloseProtocolError},
+			{"ping longer than 125 bytes", []byte{0x89, 0xfe, 0, 200, 1, 2, 3, 4}, websocket.CloseProtocolError},
+			{"1 MiB frame", []byte{0x81, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 2, 3, 4}, websocket.CloseMessageTooBig},
+			{"reserved bits", []byte{0xf1, 0x80, 1, 2, 3, 4}, websocket.CloseProtocolError},
+			{"reserved opcode", []byte{0x8f, 0x80, 1, 2, 3, 4}, websocket.CloseProtocolError},
+		} {
+			code := v.code
+			if ts.kind == KindNbio {
+				c, ok := nbioViolations[v.name]
+				if ok && c == keptOpen {
+					t.Logf("nbio keeps the connection open after: %s", v.name)
+					continue
+				}
+				if ok {
+					code = c
+				}
+			}
+			rawJunk(t, ts.addr, v.junk, code)
+		}
 
 		pub.publish(t, "/room", `"ok"`)
 		sub.expect(t, `"ok"`)
 	})
 }
 
+// What nbio (v1.6.8) does with protocol violations where it differs from
+// the other servers, which answer each with a close frame (1002 or 1009) and
+// close. keptOpen: the connection stays open (nbio does not check that client
+// frames are masked, and reads a 64-bit length with the top bit set as -1:
+// it waits for the rest of the frame until its keepalive of 120 s);
+// closedNoFrame: closed without a close frame.
+var nbioViolations = map[string]int{
+	"reserved bits, 64-bit length with the top bit set": keptOpen,
+	"unmasked":                   keptOpen,
+	"ping longer than 125 bytes": websocket.CloseMessageTooBig,
+	"reserved bits":              closedNoFrame,
+	"reserved opcode":            closedNoFrame,
+}
+
+// Expectations of rawJunk besides a close code.
+const (
+	keptOpen      = -2 // not tested: the connection stays open
+	closedNoFrame = -1 // after the handshake, closed with no close frame
+)
+
 // rawJunk sends junk on a raw TCP connection and waits for the server to
 // close the connection. With a close code it first does a websocket handshake
-// and expects a close frame with that code.
+// and expects a close frame with that code; with closedNoFrame it does the
+// handshake and expects nothing before the end.
 func rawJunk(t *testing.T, addr string, junk []byte, code int) {
 	t.Helper()
 	upgrade := code != 0
@@ -333,9 +396,13 @@ func rawJunk(t *testing.T, addr string, junk []byte, code int) {
 	nc.Write(junk)
 	rest, err := io.ReadAll(br)
 	if err != nil {
-		t.Fatalf("server did not close the connection: %v (read %q)", err, rest)
+		t.Fatalf("server did not close the connection after %x: %v (read %q)", junk, err, rest)
 	}
-	if upgrade && (len(rest) < 4 || rest[0] != 0x88 || int(rest[2])<<8|int(rest[3]) != code) {
+	if code == closedNoFrame {
+		if len(rest) > 0 {
+			t.Errorf("got %x, want no close frame", rest)
+		}
+	} else if upgrade && (len(rest) < 4 || rest[0] != 0x88 || int(rest[2])<<8|int(rest[3]) != code) {
 		t.Errorf("got %x, want a close frame with %d", rest, code)
 	}
 }
@@ -549,8 +616,9 @@ func TestFragmented(t *testing.T) {
 // TestShutdown stops a server that has subscribed clients and a connection
 // that never finished its handshake.
 func TestShutdown(t *testing.T) {
-	for _, kind := range []string{KindFloor, KindGorilla} {
+	for _, kind := range allKinds {
 		t.Run(kind, func(t *testing.T) {
+			skipUnderRace(t, kind)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -623,8 +691,9 @@ func TestRun(t *testing.T) {
 			t.Errorf("run %q = %d, want 2", args, code)
 		}
 	}
-	for _, kind := range []string{KindFloor, KindGorilla} {
+	for _, kind := range allKinds {
 		t.Run(kind, func(t *testing.T) {
+			skipUnderRace(t, kind)
 			var stderr syncBuffer
 			ctx, cancel := context.WithCancel(context.Background())
 			code := make(chan int, 1)

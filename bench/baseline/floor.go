@@ -254,39 +254,23 @@ func (r *floorReader) frame(f wsFrame) {
 	}
 }
 
-// message handles one whole client message. Binary messages and frames that
-// do not parse are dropped, as firetower does with v1 clients.
-func (r *floorReader) message(op byte, p []byte) {
-	if op != opText {
-		return
+// message handles one whole client message (handleMessage).
+func (r *floorReader) message(op byte, p []byte) { handleMessage(r, op == opText, p) }
+
+func (r *floorReader) subscribe(topics []string)   { r.s.subscribe(r.c, topics) }
+func (r *floorReader) unsubscribe(topics []string) { r.s.unsubscribe(r.c, topics) }
+
+// publish queues the frame of data, encoded once, for every subscriber of
+// topic.
+func (r *floorReader) publish(topic string, data []byte) {
+	frame := protocol.AppendFrame(make([]byte, 0, len(data)+10), opText, data)
+	r.s.mu.RLock()
+	if set := r.s.topics[topic]; set != nil {
+		for _, sub := range set.conns {
+			r.queue(sub, frame)
+		}
 	}
-	f, ok := parseFrame(p)
-	if !ok {
-		return
-	}
-	switch f.Type {
-	case typeSubscribe:
-		if topics, ok := parseTopicList(f.Topic); ok {
-			r.s.subscribe(r.c, topics)
-		}
-	case typeUnsubscribe:
-		if topics, ok := parseTopicList(f.Topic); ok {
-			r.s.unsubscribe(r.c, topics)
-		}
-	case typePublish:
-		topic, ok := publishTopic(f.Topic)
-		if !ok || len(f.Data) == 0 {
-			return
-		}
-		frame := protocol.AppendFrame(make([]byte, 0, len(f.Data)+10), opText, f.Data)
-		r.s.mu.RLock()
-		if set := r.s.topics[topic]; set != nil {
-			for _, sub := range set.conns {
-				r.queue(sub, frame)
-			}
-		}
-		r.s.mu.RUnlock()
-	}
+	r.s.mu.RUnlock()
 }
 
 // queue appends b to c's pending bytes and remembers to write them if no

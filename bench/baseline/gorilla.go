@@ -149,31 +149,18 @@ func (c *client) readPump() {
 		if mt != websocket.TextMessage {
 			continue
 		}
-		f, ok := parseFrame(p)
+		cr, ok := decodeRequest(p)
 		if !ok {
 			continue
 		}
-		var ch chan<- request
-		req := request{client: c}
-		switch f.Type {
+		ch := c.hub.broadcast
+		switch cr.typ {
 		case typeSubscribe:
 			ch = c.hub.subscribe
-			req.topics, ok = parseTopicList(f.Topic)
 		case typeUnsubscribe:
 			ch = c.hub.unsubscribe
-			req.topics, ok = parseTopicList(f.Topic)
-		case typePublish:
-			ch = c.hub.broadcast
-			var t string
-			t, ok = publishTopic(f.Topic)
-			req.topics, req.data = []string{t}, f.Data
-			ok = ok && len(f.Data) > 0
-		default:
-			ok = false
 		}
-		if !ok {
-			continue
-		}
+		req := request{client: c, topics: cr.topics, data: cr.data}
 		select {
 		case ch <- req:
 		case <-c.hub.done:

@@ -29,6 +29,66 @@ func parseFrame(p []byte) (f clientFrame, ok bool) {
 	return f, true
 }
 
+// clientRequest is a valid client message: a subscribe or an unsubscribe
+// of topics, or a publish of data to topics[0].
+type clientRequest struct {
+	typ    string
+	topics []string
+	data   []byte
+}
+
+// decodeRequest decodes and checks one client text message. ok is false for
+// what every baseline drops, as firetower does with v1 clients: bad JSON, an
+// unknown type, an invalid topic list, a publish without data or to other
+// than one valid topic.
+func decodeRequest(p []byte) (req clientRequest, ok bool) {
+	f, ok := parseFrame(p)
+	if !ok {
+		return req, false
+	}
+	req.typ = f.Type
+	switch f.Type {
+	case typeSubscribe, typeUnsubscribe:
+		req.topics, ok = parseTopicList(f.Topic)
+	case typePublish:
+		var t string
+		t, ok = publishTopic(f.Topic)
+		req.topics, req.data = []string{t}, f.Data
+		ok = ok && len(f.Data) > 0
+	default:
+		ok = false
+	}
+	return req, ok
+}
+
+// requestHandler acts on the requests of one connection.
+type requestHandler interface {
+	subscribe(topics []string)
+	unsubscribe(topics []string)
+	publish(topic string, data []byte)
+}
+
+// handleMessage decodes one whole client message and hands it to h. Binary
+// messages and what decodeRequest refuses are dropped, as firetower does
+// with v1 clients.
+func handleMessage(h requestHandler, text bool, p []byte) {
+	if !text {
+		return
+	}
+	req, ok := decodeRequest(p)
+	if !ok {
+		return
+	}
+	switch req.typ {
+	case typeSubscribe:
+		h.subscribe(req.topics)
+	case typeUnsubscribe:
+		h.unsubscribe(req.topics)
+	case typePublish:
+		h.publish(req.topics[0], req.data)
+	}
+}
+
 // parseTopicList splits a v1 topic list: entries are trimmed, empty ones
 // ignored, duplicates removed. One invalid entry (too long, control
 // character) or too many entries refuse the whole list.

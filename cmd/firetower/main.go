@@ -33,7 +33,7 @@ commands:
   topicmanager   run a topic manager (--addr, default 0.0.0.0:6666)
   version        print the version
   bench          the load generator (run "firetower bench -h")
-  bench-baseline a reference server for bench (floor, gorilla hub)
+  bench-baseline a reference server for bench (floor, gorilla hub, nbio hub)
 
 push API commands (--server http://HOST:PORT, --api-key KEY or FIRETOWER_API_KEY):
 ` + client.Usage + `
