@@ -317,12 +317,34 @@ func (l *link) isLeaving() bool {
 	return l.leaving
 }
 
-// leave asks the writer to send a goodbye and close the connection.
+// leave asks the writer to send a goodbye and close the connection. The
+// goodbye goes ahead of the publishes still queued: they fail, certainly
+// not sent, so that a closing gateway's goodbye is not held up by traffic
+// (the manager would otherwise keep its counts for the lease).
 func (l *link) leave() {
 	l.mu.Lock()
 	l.leaving = true
+	l.dropQueued(fmt.Errorf("%w: %s: closed before the publish was sent", broker.ErrClosed, l.name()))
 	l.mu.Unlock()
 	l.signal()
+}
+
+// dropQueued fails the publishes still queued, never written, with err and
+// keeps the other frames. Called with l.mu held.
+func (l *link) dropQueued(err error) {
+	kept, n := l.queue[:0], 0
+	for _, f := range l.queue {
+		if f.pub != nil {
+			if !f.pub.cancelled {
+				f.pub.done <- err
+			}
+			continue
+		}
+		kept = append(kept, f)
+		n += len(f.b)
+	}
+	clear(l.queue[len(kept):])
+	l.queue, l.bytes = kept, n
 }
 
 // drop closes the live connection at once.
