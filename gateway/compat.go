@@ -105,6 +105,10 @@ type FireInfo struct {
 	topics []string // the parsed topic list of a subscribe or unsubscribe frame
 	token  string   // the credentials of a v2 refresh
 	reply  *reply   // publish.go
+	// rejectCode and rejectMsg mark a frame decode refused: dispatch only
+	// answers its v2 error (decode.go).
+	rejectCode int
+	rejectMsg  string
 }
 
 // NewFireInfo returns a new message for tower t to fill and Publish. A

@@ -164,7 +164,7 @@ func (t *FireTower) serve(n int) (more, finished bool) {
 func (t *FireTower) readTimedOut(fire *FireInfo) {
 	t.gw.stats.readTimeouts.Add(1)
 	fire.Context = t.newLife()
-	if t.readTimeoutHandler != nil {
+	if t.readTimeoutHandler != nil && fire.rejectCode == 0 {
 		t.call("ReadTimeoutHandler", func() bool { t.readTimeoutHandler(fire); return true })
 	}
 	t.replyError(fire, protocol.CodeLimitExceeded, "server busy: message dropped")

@@ -763,9 +763,6 @@ func (p *poller) message(t *FireTower, op byte, data []byte) {
 		}
 	}
 	fire := t.decode(mt, data)
-	if fire == nil {
-		return
-	}
 	if !t.enqueue(task{kind: taskFrame, fire: fire}) {
 		t.np.held, t.np.heldAt = fire, p.now
 		p.watch[t] = struct{}{}

@@ -316,6 +316,10 @@ func (t *FireTower) call(name string, fn func() bool) (ok bool) {
 
 // dispatch handles one client frame, on the connection's executor.
 func (t *FireTower) dispatch(fire *FireInfo) {
+	if fire.rejectCode != 0 {
+		t.replyError(fire, fire.rejectCode, fire.rejectMsg)
+		return
+	}
 	frame := protocol.ClientFrame{ID: fire.reqID, Type: fire.Message.Type, Topic: fire.Message.Topic}
 	switch frame.Kind(t.version) {
 	case protocol.KindPong:

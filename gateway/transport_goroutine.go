@@ -234,11 +234,7 @@ func (c *goConn) readLoop() {
 			t.closeWith(protocol.CloseInvalidPayload, "invalid UTF-8", true)
 			continue
 		}
-		fire := t.decode(mt, data)
-		if fire == nil {
-			continue
-		}
-		c.queueInbound(fire)
+		c.queueInbound(t.decode(mt, data))
 	}
 }
 

@@ -7,10 +7,12 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/firetower-go/firetower/gateway"
 	"github.com/firetower-go/firetower/protocol"
@@ -221,4 +223,28 @@ func TestV1AndV2OnOneTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(`["by","server"]`)
+}
+
+// Replies keep the order of the frames they answer: a frame refused at
+// decoding is answered after the frames before it, not ahead of them. The
+// frames go in one TCP write, so that the transport decodes them all
+// before the first is handled.
+func TestRepliesInFrameOrder(t *testing.T) {
+	ts := newTestServer(t, quietConfig(), nil)
+	c := rawDial(t, ts.url, http.Header{"Sec-WebSocket-Protocol": {protocol.SubprotocolV2}})
+	var frames []rawFrame
+	for _, f := range []string{
+		`{"id":1,"type":"subscribe","topics":["/a"]}`,
+		`{"id":2,"type":"subscribe","topics":["bad,topic"]}`,
+		`not json`,
+		`{"id":3,"type":"unsubscribe","topics":["/a"]}`,
+	} {
+		frames = append(frames, rawFrame{op: protocol.OpText, payload: []byte(f)})
+	}
+	c.writeFrames(frames...)
+	for _, want := range []string{`"ack","id":1`, `"id":2,"error":{"code":422`, `"id":null,"error":{"code":400`, `"ack","id":3`} {
+		if got := c.nextData(5 * time.Second); !strings.Contains(got, want) {
+			t.Fatalf("got %s, want a reply with %s", got, want)
+		}
+	}
 }
