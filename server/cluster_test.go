@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/firetower-go/firetower/gateway"
 	"github.com/firetower-go/firetower/internal/cluster"
+	"github.com/firetower-go/firetower/internal/clustertest"
 	"github.com/firetower-go/firetower/server"
 	"github.com/firetower-go/firetower/topicmgr"
 	"github.com/gorilla/websocket"
@@ -130,23 +130,7 @@ func TestParseTopicManager(t *testing.T) {
 // announces are cluster-wide.
 func TestGatewayModeWithTopicManager(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	tm, err := topicmgr.New(topicmgr.Config{Logger: log, Token: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- tm.Serve(l) }()
-	defer func() {
-		_ = tm.Close()
-		if err := <-served; !errors.Is(err, topicmgr.ErrServerClosed) {
-			t.Errorf("topic manager: %v", err)
-		}
-	}()
-	url := "tm://" + l.Addr().String()
+	url := clustertest.StartTopicManager(t, "secret")
 	a := startServer(t, server.Config{Broker: url, ClusterToken: "secret", Gateway: gatewayConfig("gw-a", log)})
 	b := startServer(t, server.Config{Broker: url, ClusterToken: "secret", Gateway: gatewayConfig("gw-b", log)})
 
