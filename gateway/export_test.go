@@ -39,7 +39,6 @@ func (g *Gateway) AddBareTowers(ids [][2]string) (towers []*FireTower, remove fu
 		}
 		t.out.init(t)
 		t.tr = bare{}
-		t.exec = newRunLoop() // never run: tasks for it stay queued
 		t.syncIdentity()
 		if err := g.register(t); err != nil {
 			remove()

@@ -122,7 +122,7 @@ type executor interface {
 func (t *FireTower) enqueue(tk task) bool {
 	ok, submit := t.inbox.put(tk, t.gw.cfg.InboundQueue)
 	if submit {
-		t.exec.submit(t)
+		t.tr.executor().submit(t)
 	}
 	return ok
 }

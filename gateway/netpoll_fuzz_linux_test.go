@@ -46,9 +46,8 @@ func netpollRun(g *Gateway, p *poller, v2 bool, stream []byte, chunks []int) (st
 	}
 	t.out.init(t)
 	t.np = &npConn{p: p, t: t, fd: -1}
-	t.tr = t.np
+	t.tr = inlineNP{t.np} // the frames are handled before consume returns
 	t.out.wakeOnce = true
-	t.exec = inline{} // the frames are handled before consume returns
 	var seen []string
 	t.readHandler = func(fire *FireInfo) bool {
 		seen = append(seen, fire.Message.Type+" "+fire.Message.Topic+" "+string(fire.Message.Data))
@@ -72,6 +71,11 @@ func netpollRun(g *Gateway, p *poller, v2 bool, stream []byte, chunks []int) (st
 // inline is an executor that serves a tower at once, on the caller's
 // goroutine.
 type inline struct{}
+
+// inlineNP is the netpoll transport with the inline executor.
+type inlineNP struct{ *npConn }
+
+func (inlineNP) executor() executor { return inline{} }
 
 func (inline) submit(t *FireTower) {
 	for more := true; more; {

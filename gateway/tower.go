@@ -51,8 +51,7 @@ type FireTower struct {
 	unSubscribeHandler     func(*FireLife, []string) bool
 	onSystemRemove         func(string)
 
-	inbox inbox    // client frames and owed callbacks, in order (inbox.go)
-	exec  executor // runs the inbox: tr.executor()
+	inbox inbox // client frames and owed callbacks, in order (inbox.go); tr.executor() runs it
 
 	ident atomic.Pointer[identity] // ClientId and UserId for kick-out commands (commands.go)
 	index towerIndexEntry          // its place in the gateway's user and client indexes (index.go)
@@ -108,7 +107,6 @@ func (g *Gateway) BuildTower(ws *websocket.Conn, clientID string) *FireTower {
 	if t.tr == nil {
 		t.tr = newGoConn(t, ws)
 	}
-	t.exec = t.tr.executor()
 	return t
 }
 
