@@ -109,8 +109,11 @@ func (g *Gateway) applyCommand(c broker.Command) int {
 	switch c.Op {
 	case broker.OpDisconnectClient, broker.OpDisconnectUser:
 		for _, t := range g.commandTowers(c) {
-			t.closeWith(protocol.CloseKicked, "disconnected by the server", true)
-			n++
+			// A connection closing already (kicked a moment ago, ending
+			// by itself) is not counted again until it has left.
+			if t.closeWith(protocol.CloseKicked, "disconnected by the server", true) {
+				n++
+			}
 		}
 	case broker.OpRemoveUserFromTopic:
 		// A user has a few connections, a topic may have a crowd: the

@@ -124,7 +124,8 @@ func (o *outbound) closeLocked(code int, reason string, sendFrame, discard bool)
 // closeWith starts closing the connection: no more frames are queued, the
 // writer flushes what is queued, sends the close frame (if sendFrame), waits
 // up to CloseGrace for the client's close, and drops the TCP connection.
-func (t *FireTower) closeWith(code int, reason string, sendFrame bool) {
+// It reports whether this call closed it (false: it was closing already).
+func (t *FireTower) closeWith(code int, reason string, sendFrame bool) bool {
 	t.out.mu.Lock()
 	first := t.out.closeLocked(code, reason, sendFrame, false)
 	wake := first && t.out.wakeLocked()
@@ -135,6 +136,7 @@ func (t *FireTower) closeWith(code int, reason string, sendFrame bool) {
 	if wake {
 		t.out.wakeUp()
 	}
+	return first
 }
 
 // abort drops the TCP connection at once (Shutdown past its deadline).
